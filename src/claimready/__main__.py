@@ -1,0 +1,5 @@
+"""``python -m claimready``."""
+
+from claimready.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""Assets: one identity per machine, account or resource, reconciled across sources."""

@@ -1,0 +1,1 @@
+"""The ``claimready`` command line."""

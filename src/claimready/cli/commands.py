@@ -1,0 +1,200 @@
+"""``init``, ``upgrade``, ``ingest``, ``evaluate`` and ``report``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from claimready.app import App
+from claimready.cli.options import JsonOption, TenantOption, parse_moment
+from claimready.cli.output import emit_json, progress, status_text, stdout, warn
+from claimready.cli.render import print_report
+from claimready.controls.engine import ControlResult
+from claimready.controls.service import evaluate_all
+from claimready.db.engine import transaction
+from claimready.db.migrate import head_revision, upgrade
+from claimready.evidence.service import IngestResult, ingest_file
+from claimready.reports.service import build_report
+from claimready.tenants import service as tenants
+from claimready.timeutil import format_utc, utcnow
+
+
+def register(cli: typer.Typer) -> None:
+    """Add these commands to the root command."""
+    cli.command("init")(init)
+    cli.command("upgrade")(upgrade_command)
+    cli.command("ingest")(ingest)
+    cli.command("evaluate")(evaluate)
+    cli.command("report")(report)
+
+
+def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Create the data directory and the database schema (safe to run again)."""
+    app: App = ctx.obj
+    settings = app.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before, after = upgrade(app.engine)
+    summary = {
+        "data_dir": str(settings.data_dir),
+        "database": app.engine.url.render_as_string(hide_password=True),
+        "schema_before": before,
+        "schema": after,
+        "blob_store": settings.effective_blob_store,
+    }
+    if json_output:
+        emit_json(summary)
+        return
+    state = "already up to date" if before == after else f"migrated to {after}"
+    console = stdout()
+    console.print(f"data directory  {summary['data_dir']}", markup=False)
+    console.print(f"database        {summary['database']} ({state})", markup=False)
+    console.print(f"evidence blobs  {summary['blob_store']}", markup=False)
+    console.print("next: claimready tenant add SLUG", markup=False)
+
+
+def upgrade_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Apply database migrations shipped with this version."""
+    app: App = ctx.obj
+    before, after = upgrade(app.engine)
+    if json_output:
+        emit_json({"schema_before": before, "schema": after, "head": head_revision()})
+    else:
+        stdout().print(f"schema {before or 'empty'} -> {after}", markup=False)
+
+
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="FILE...", help="Evidence files exported from a tool.")
+    ],
+    tenant: TenantOption,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Source kind, e.g. defender [default: detected from the file]"),
+    ] = None,
+    source_name: Annotated[
+        str | None, typer.Option(help="Name of this tool instance [default: the kind]")
+    ] = None,
+    observed_at: Annotated[
+        str | None,
+        typer.Option(help="The time the export describes, for older exports (ISO 8601 with zone)"),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Store evidence files in the tenant's ledger and derive facts from them.
+
+    Each file is one batch: it is ingested whole or not at all.
+    """
+    app: App = ctx.obj
+    moment = parse_moment(observed_at, option="--observed-at")
+    results: list[IngestResult] = []
+    with progress(enabled=not json_output and len(paths) > 1) as bar:
+        task = bar.add_task("ingesting", total=len(paths))
+        for path in paths:
+            results.append(
+                ingest_file(
+                    app=app,
+                    tenant_slug=tenant,
+                    path=path,
+                    source_kind=source,
+                    source_name=source_name,
+                    observed_at=moment,
+                )
+            )
+            bar.advance(task)
+    if json_output:
+        emit_json([asdict(r) for r in results])
+        return
+    for result in results:
+        _print_ingest(result)
+
+
+def _print_ingest(result: IngestResult) -> None:
+    console = stdout()
+    how = "detected" if result.detected else "given"
+    if result.duplicate:
+        console.print(
+            f"already stored: evidence {result.evidence_id} (sha256 {result.sha256[:16]}…)",
+            markup=False,
+        )
+        return
+    console.print(
+        f"stored evidence {result.evidence_id}  sha256 {result.sha256}  "
+        f"({result.size} bytes, source {result.connector}, {how})",
+        markup=False,
+    )
+    console.print(
+        f"  {result.record_count} records -> {result.asset_count} assets, "
+        f"{result.fact_count} facts; describes {format_utc(result.observed_to)} "
+        f"(from {result.observed_origin})",
+        markup=False,
+    )
+    for note in result.notes:
+        warn(note)
+    for warning in result.warnings:
+        warn(warning)
+
+
+def evaluate(
+    ctx: typer.Context,
+    tenant: TenantOption,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Evaluate as of this moment (ISO 8601 with zone) [default: now]"
+        ),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Evaluate every control for the tenant and store the results."""
+    app: App = ctx.obj
+    at = parse_moment(as_of, option="--as-of") or utcnow()
+    with transaction(app.sessions) as session:
+        record = tenants.get_by_slug_or_raise(session=session, slug=tenant)
+        results = evaluate_all(
+            session=session, tenant_id=record.id, facts_dir=app.settings.facts_dir, at=at
+        )
+    if json_output:
+        emit_json([_result_json(r) for r in results])
+        return
+    table = Table(title=f"{tenant} as of {format_utc(at)}")
+    for column in ("control", "status", "coverage", "pass", "fail", "unverified", "evidence"):
+        table.add_column(column)
+    for r in results:
+        coverage = f"{r.coverage:.1%}" if r.coverage is not None else "-"
+        table.add_row(
+            r.control_id,
+            status_text(r.status),
+            coverage,
+            str(r.passing),
+            str(r.failing),
+            str(r.unverified),
+            str(len(r.evidence_ids)),
+        )
+    stdout().print(table)
+    stdout().print(f"details: claimready report --tenant {tenant}", markup=False)
+
+
+def _result_json(result: ControlResult) -> dict[str, Any]:
+    data = asdict(result)
+    data["evidence_ids"] = result.evidence_ids
+    return data
+
+
+def report(ctx: typer.Context, tenant: TenantOption, json_output: JsonOption = False) -> None:
+    """Print each control's latest result with the assets and evidence it rests on."""
+    app: App = ctx.obj
+    with transaction(app.sessions) as session:
+        record = tenants.get_by_slug_or_raise(session=session, slug=tenant)
+        data = build_report(session=session, tenant=record)
+    if json_output:
+        emit_json(data)
+        return
+    if not data["controls"]:
+        stdout().print(f"no evaluations yet; run: claimready evaluate --tenant {tenant}")
+        return
+    print_report(data)

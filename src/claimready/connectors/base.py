@@ -1,0 +1,80 @@
+"""What every connector is, built-in or third-party.
+
+A connector declares its source kind, the formats it reads, the signals it
+emits and its known blind spots. ``normalize`` is pure and deterministic: the
+same evidence and metadata always give the same facts, so anyone can
+re-derive facts from the ledger.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from claimready.assets.identity import AssetObservation
+from claimready.facts.models import Fact
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFile:
+    """A raw evidence file handed to a connector, with the name users know it by."""
+
+    path: Path
+    display_name: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWarning:
+    """A record that was read but could not be used in full (it makes its asset unverified)."""
+
+    record: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"record {self.record}: field {self.field!r}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """The pure result of normalizing one piece of evidence."""
+
+    observations: tuple[AssetObservation, ...]
+    facts: tuple[Fact, ...]
+    record_count: int
+    observed_from: datetime | None
+    observed_to: datetime | None
+    media_type: str
+    warnings: tuple[RecordWarning, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Connector(ABC):
+    """Base class for connectors; subclasses set the class attributes and implement both methods."""
+
+    kind: str
+    title: str
+    version: str
+    formats: tuple[str, ...]
+    signals: tuple[str, ...]
+    blind_spots: tuple[str, ...]
+
+    @abstractmethod
+    def detect(self, *, name: str, head: bytes) -> bool:
+        """True when a file with this name starting with ``head`` is in this connector's format."""
+
+    @abstractmethod
+    def normalize(
+        self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
+    ) -> Normalized:
+        """Turn raw evidence into asset observations and facts.
+
+        ``observed_at`` is the time the evidence describes when the user gave it
+        (imports of old exports); otherwise the connector reads it from the
+        content; when it has none, facts are taken to describe ``collected_at``
+        and ``observed_to`` is None.
+        Raises :class:`claimready.errors.InputError` naming file, record and field.
+        """

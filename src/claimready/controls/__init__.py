@@ -1,0 +1,1 @@
+"""Controls: testable requirements over signals, evaluated over time."""

@@ -1,0 +1,1 @@
+"""Relational store: SQLite by default, PostgreSQL at scale, one code path."""

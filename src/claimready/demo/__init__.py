@@ -1,0 +1,1 @@
+"""The demo: a managed security operator with client organizations and generated evidence."""

@@ -1,0 +1,263 @@
+"""Ingest: store raw evidence, normalize it, and record assets and facts in one unit of work."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from claimready import __version__
+from claimready.app import App
+from claimready.assets import service as assets
+from claimready.connectors.base import Connector, EvidenceFile, Normalized
+from claimready.connectors.registry import detect_connector, get_connector
+from claimready.db.engine import transaction
+from claimready.errors import InputError
+from claimready.evidence.models import (
+    OBSERVED_FROM_COLLECTION,
+    OBSERVED_FROM_CONTENT,
+    OBSERVED_FROM_USER,
+    Evidence,
+)
+from claimready.facts.store import FactRow, remove_files, write_facts
+from claimready.sources import service as sources
+from claimready.tenants import service as tenants
+from claimready.timeutil import utcnow
+
+HEAD_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one ingest stored, for the CLI and scripts."""
+
+    tenant: str
+    connector: str
+    detected: bool
+    evidence_id: int
+    sha256: str
+    size: int
+    duplicate: bool
+    record_count: int
+    fact_count: int
+    asset_count: int
+    observed_to: datetime
+    observed_origin: str
+    collected_at: datetime
+    ledger_index: int | None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def default_collector() -> str:
+    """``user@host`` of whoever runs the import, plus the claimready version."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()} (claimready {__version__})"
+
+
+def choose_connector(*, path: Path, source_kind: str | None) -> tuple[Connector, bool]:
+    """The connector named by ``source_kind``, or the one that recognizes the file."""
+    if source_kind:
+        return get_connector(source_kind), False
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    return detect_connector(name=path.name, head=head), True
+
+
+def _check_readable(path: Path) -> int:
+    try:
+        if not path.is_file():
+            raise InputError("no such file", file=path)
+        with path.open("rb"):
+            pass
+        return path.stat().st_size
+    except PermissionError as exc:
+        raise InputError("permission denied", file=path) from exc
+
+
+def ingest_file(
+    *,
+    app: App,
+    tenant_slug: str,
+    path: Path,
+    source_kind: str | None = None,
+    source_name: str | None = None,
+    observed_at: datetime | None = None,
+    collector: str | None = None,
+) -> IngestResult:
+    """Store ``path`` as evidence of the tenant and derive its facts; all or nothing.
+
+    Order: normalize (nothing written if the file is bad), write the blob
+    (atomic and content-addressed, so a retry reuses it), then one database
+    transaction that records evidence, assets and the fact files. Fact files
+    written for a transaction that does not commit are removed again.
+    """
+    size = _check_readable(path)
+    with transaction(app.sessions) as session:
+        tenants.get_by_slug_or_raise(session=session, slug=tenant_slug)
+    connector, detected = choose_connector(path=path, source_kind=source_kind)
+    collected_at = utcnow()
+    evidence_file = EvidenceFile(path=path, display_name=str(path), size=size)
+    normalized = connector.normalize(
+        evidence_file, observed_at=observed_at, collected_at=collected_at
+    )
+    blob = app.blobs.put_file(path)
+    request = _Request(
+        tenant_slug=tenant_slug,
+        path=path,
+        connector=connector,
+        detected=detected,
+        source_name=source_name,
+        observed_at=observed_at,
+        collected_at=collected_at,
+        collector=collector or default_collector(),
+        sha256=blob.sha256,
+        size=blob.size,
+    )
+    written: list[str] = []
+    try:
+        with transaction(app.sessions) as session:
+            return _record(
+                session=session, app=app, request=request, normalized=normalized, written=written
+            )
+    except BaseException:
+        remove_files(facts_dir=app.settings.facts_dir, files=written)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    tenant_slug: str
+    path: Path
+    connector: Connector
+    detected: bool
+    source_name: str | None
+    observed_at: datetime | None
+    collected_at: datetime
+    collector: str
+    sha256: str
+    size: int
+
+
+def _record(
+    *, session: Session, app: App, request: _Request, normalized: Normalized, written: list[str]
+) -> IngestResult:
+    tenant = tenants.get_by_slug_or_raise(session=session, slug=request.tenant_slug)
+    existing = session.scalars(
+        select(Evidence).where(Evidence.tenant_id == tenant.id, Evidence.sha256 == request.sha256)
+    ).one_or_none()
+    if existing is not None:
+        return _result(request, existing, normalized=None, duplicate=True)
+    source = sources.get_or_create(
+        session=session, tenant_id=tenant.id, kind=request.connector.kind, name=request.source_name
+    )
+    origin, described = _observed(
+        normalized, given=request.observed_at, collected_at=request.collected_at
+    )
+    evidence = Evidence(
+        tenant_id=tenant.id,
+        source_id=source.id,
+        sha256=request.sha256,
+        size=request.size,
+        media_type=normalized.media_type,
+        original_name=request.path.name,
+        connector=request.connector.kind,
+        connector_version=request.connector.version,
+        collector=request.collector,
+        collected_at=request.collected_at,
+        observed_from=normalized.observed_from,
+        observed_to=described,
+        observed_origin=origin,
+        record_count=normalized.record_count,
+        fact_count=len(normalized.facts),
+        warnings=[
+            {"record": w.record, "field": w.field, "message": w.message}
+            for w in normalized.warnings
+        ],
+        facts_files=[],
+    )
+    session.add(evidence)
+    session.flush()
+    asset_ids = _reconcile(session=session, tenant_id=tenant.id, normalized=normalized)
+    rows = [
+        FactRow(asset_ids[f.asset_key], f.signal, f.value, f.observed_at) for f in normalized.facts
+    ]
+    written.extend(
+        write_facts(
+            facts_dir=app.settings.facts_dir,
+            tenant_id=tenant.id,
+            evidence_id=evidence.id,
+            ledger_index=evidence.ledger_index,
+            rows=rows,
+        )
+    )
+    evidence.facts_files = list(written)
+    source.last_evidence_at = request.collected_at
+    session.flush()
+    return _result(request, evidence, normalized=normalized, duplicate=False, assets=asset_ids)
+
+
+def _observed(
+    normalized: Normalized, *, given: datetime | None, collected_at: datetime
+) -> tuple[str, datetime]:
+    if given is not None:
+        return OBSERVED_FROM_USER, given
+    if normalized.observed_to is not None:
+        return OBSERVED_FROM_CONTENT, normalized.observed_to
+    return OBSERVED_FROM_COLLECTION, collected_at
+
+
+def _reconcile(*, session: Session, tenant_id: int, normalized: Normalized) -> dict[str, int]:
+    asset_ids: dict[str, int] = {}
+    for observation in normalized.observations:
+        asset = assets.reconcile(session=session, tenant_id=tenant_id, observation=observation)
+        asset_ids[observation.key] = asset.id
+    missing = {f.asset_key for f in normalized.facts} - asset_ids.keys()
+    if missing:
+        raise InputError(f"facts name assets the connector did not describe: {sorted(missing)[:3]}")
+    return asset_ids
+
+
+def _result(
+    request: _Request,
+    evidence: Evidence,
+    *,
+    normalized: Normalized | None,
+    duplicate: bool,
+    assets: dict[str, int] | None = None,
+) -> IngestResult:
+    return IngestResult(
+        tenant=request.tenant_slug,
+        connector=evidence.connector,
+        detected=request.detected,
+        evidence_id=evidence.id,
+        sha256=evidence.sha256,
+        size=evidence.size,
+        duplicate=duplicate,
+        record_count=evidence.record_count,
+        fact_count=evidence.fact_count,
+        asset_count=len(set((assets or {}).values())),
+        observed_to=evidence.observed_to,
+        observed_origin=evidence.observed_origin,
+        collected_at=evidence.collected_at,
+        ledger_index=evidence.ledger_index,
+        warnings=[
+            f"record {w['record']}: field {w['field']!r}: {w['message']}" for w in evidence.warnings
+        ],
+        notes=list(normalized.notes) if normalized else [],
+    )
+
+
+def list_evidence(*, session: Session, tenant_id: int) -> Sequence[Evidence]:
+    """Every evidence record of the tenant, oldest first."""
+    query = select(Evidence).where(Evidence.tenant_id == tenant_id).order_by(Evidence.id)
+    return session.scalars(query).all()

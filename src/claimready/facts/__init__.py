@@ -1,0 +1,1 @@
+"""Facts: normalized observations derived deterministically from evidence."""

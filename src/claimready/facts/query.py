@@ -1,0 +1,83 @@
+"""Read facts back with DuckDB: the latest value of each signal per asset, as of a moment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from claimready.facts.models import FactValue, StoredFact
+
+_LATEST_SQL = """
+SELECT asset_id, signal, value_bool, value_num, value_text, value_time,
+       observed_at, evidence_id, ledger_index
+FROM (
+    SELECT *, row_number() OVER (
+        PARTITION BY asset_id, signal
+        ORDER BY observed_at DESC, evidence_id DESC
+    ) AS position
+    FROM read_parquet(?)
+    WHERE tenant_id = ? AND observed_at <= ? AND observed_at > ? AND list_contains(?, signal)
+)
+WHERE position = 1
+ORDER BY asset_id, signal
+"""
+
+_ASSETS_SQL = """
+SELECT DISTINCT asset_id FROM read_parquet(?)
+WHERE tenant_id = ? AND observed_at <= ?
+ORDER BY asset_id
+"""
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    return connection
+
+
+def _value(row: dict[str, object]) -> FactValue:
+    for column in ("value_bool", "value_num", "value_text", "value_time"):
+        value = row[column]
+        if value is not None:
+            return value  # type: ignore[return-value]
+    raise ValueError(f"fact of asset {row['asset_id']} signal {row['signal']} has no value")
+
+
+def latest_facts(
+    *,
+    files: Sequence[Path],
+    tenant_id: int,
+    signals: Sequence[str],
+    at: datetime,
+    since: datetime,
+) -> list[StoredFact]:
+    """For each asset and signal, the newest fact observed in ``(since, at]``."""
+    if not files:
+        return []
+    params = [[str(f) for f in files], tenant_id, at, since, list(signals)]
+    with _connect() as connection:
+        table = connection.execute(_LATEST_SQL, params).to_arrow_table()
+    return [
+        StoredFact(
+            asset_id=int(row["asset_id"]),
+            signal=str(row["signal"]),
+            value=_value(row),
+            observed_at=row["observed_at"],
+            evidence_id=int(row["evidence_id"]),
+            ledger_index=row["ledger_index"],
+        )
+        for row in table.to_pylist()
+    ]
+
+
+def assets_seen(*, files: Sequence[Path], tenant_id: int, at: datetime) -> list[int]:
+    """Assets with any fact observed at or before ``at``: what the tenant had by then."""
+    if not files:
+        return []
+    params = [[str(f) for f in files], tenant_id, at]
+    with _connect() as connection:
+        rows = connection.execute(_ASSETS_SQL, params).fetchall()
+    return [int(r[0]) for r in rows]

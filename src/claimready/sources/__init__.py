@@ -1,0 +1,1 @@
+"""Sources: the security tools evidence comes from."""

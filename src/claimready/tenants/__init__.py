@@ -1,0 +1,1 @@
+"""Tenants: one client organization each; every record belongs to exactly one."""

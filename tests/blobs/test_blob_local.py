@@ -1,0 +1,154 @@
+"""What the filesystem store puts on disk, and how it fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import tracemalloc
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from claimready.blobs.local import LocalBlobStore
+from claimready.errors import InputError, StorageError
+from claimready.timeutil import parse_utc, utcnow
+
+
+@pytest.fixture
+def unwritable_dir() -> Iterator[Path]:
+    """A directory this process cannot create files in.
+
+    Permission bits do not stop root, so as root the directory is made
+    immutable instead; where neither works the test is skipped.
+    """
+    path = Path(tempfile.mkdtemp(prefix="claimready-ro-"))
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+        undo = ["chmod", "0755", str(path)]
+    elif (
+        shutil.which("chattr")
+        and subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode
+        == 0
+    ):
+        undo = ["chattr", "-i", str(path)]
+    else:
+        path.rmdir()
+        pytest.skip("cannot make a directory unwritable for this user")
+    try:
+        yield path
+    finally:
+        subprocess.run(undo, check=True)
+        shutil.rmtree(path)
+
+
+def test_layout_is_sharded_and_read_only(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    ref = store.put_bytes(b"firewall config backup")
+    path = tmp_path / "blobs" / "sha256" / ref.sha256[:2] / ref.sha256[2:4] / ref.sha256
+    assert store.path_for(ref.sha256) == path
+    assert path.read_bytes() == b"firewall config backup"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+def test_sidecar_records_retention_and_hold(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, default_retention_days=2)
+    ref = store.put_bytes(b"sidecar")
+    store.set_legal_hold(ref.sha256, on=True)
+    sidecar = store.path_for(ref.sha256).with_suffix(".json")
+    meta = json.loads(sidecar.read_bytes())
+    assert meta["sha256"] == ref.sha256
+    assert meta["size"] == ref.size
+    assert meta["legal_hold"] is True
+    assert parse_utc(meta["retain_until"]) > utcnow() + timedelta(days=1)
+    assert stat.S_IMODE(sidecar.stat().st_mode) == 0o444
+
+
+def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, default_retention_days=1)
+    ref = store.put_bytes(b"clean")
+    store.put_bytes(b"clean")
+    store.set_retention(ref.sha256, until=utcnow() + timedelta(days=9))
+    leftovers = [p for p in tmp_path.rglob(".*") if p.name != ".lock"]
+    assert leftovers == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_iter_hashes_skips_foreign_files(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, default_retention_days=0)
+    ref = store.put_bytes(b"real")
+    shard = store.path_for(ref.sha256).parent
+    (shard / "notes.txt").write_text("not a blob")
+    (shard / ("f" * 64)).write_text("wrong shard")
+    assert list(store.iter_hashes()) == [ref.sha256]
+
+
+def test_empty_store_lists_nothing(tmp_path: Path) -> None:
+    assert list(LocalBlobStore(tmp_path / "absent", default_retention_days=0).iter_hashes()) == []
+
+
+def test_unwritable_root_names_the_path(unwritable_dir: Path) -> None:
+    store = LocalBlobStore(unwritable_dir / "blobs", default_retention_days=1)
+    with pytest.raises(StorageError, match=re.escape(str(unwritable_dir))):
+        store.put_bytes(b"nowhere to go")
+
+
+def test_unwritable_existing_root_names_the_path(unwritable_dir: Path) -> None:
+    store = LocalBlobStore(unwritable_dir, default_retention_days=1)
+    with pytest.raises(StorageError, match=re.escape(str(unwritable_dir))):
+        store.put_bytes(b"nowhere to go")
+
+
+def test_root_under_a_file_names_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    store = LocalBlobStore(blocker / "blobs", default_retention_days=1)
+    with pytest.raises(StorageError, match=re.escape(str(blocker))):
+        store.put_bytes(b"blocked")
+
+
+def test_malformed_sidecar_names_the_file(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, default_retention_days=1)
+    ref = store.put_bytes(b"bad sidecar")
+    sidecar = store.path_for(ref.sha256).with_suffix(".json")
+    sidecar.chmod(0o644)
+    sidecar.write_text("{not json")
+    with pytest.raises(StorageError, match=re.escape(str(sidecar))):
+        store.stat(ref.sha256)
+
+
+def test_missing_sidecar_is_restored_on_put(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, default_retention_days=1)
+    ref = store.put_bytes(b"lost sidecar")
+    store.path_for(ref.sha256).with_suffix(".json").unlink()
+    assert store.retention(ref.sha256) is None
+    store.put_bytes(b"lost sidecar")
+    assert store.retention(ref.sha256) is not None
+
+
+@pytest.mark.parametrize("days", [-1, 36501])
+def test_default_retention_out_of_range_is_rejected(tmp_path: Path, days: int) -> None:
+    with pytest.raises(InputError, match="default retention"):
+        LocalBlobStore(tmp_path, default_retention_days=days)
+
+
+def test_large_put_uses_bounded_memory(tmp_path: Path) -> None:
+    source = tmp_path / "large.bin"
+    with source.open("wb") as out:
+        for _ in range(20):
+            out.write(os.urandom(1024 * 1024))
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    tracemalloc.start()
+    try:
+        store.put_file(source)
+        store.rehash(store.put_file(source).sha256)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024

@@ -1,0 +1,100 @@
+"""Ingest on both databases: all or nothing, content-addressed, tenant-scoped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import func, select
+
+from claimready.app import App
+from claimready.assets.models import Asset
+from claimready.db.engine import transaction
+from claimready.errors import InputError, NotFoundError
+from claimready.evidence.models import OBSERVED_FROM_COLLECTION, Evidence
+from claimready.evidence.service import ingest_file
+from claimready.tenants.models import Tenant
+
+
+def _counts(app: App) -> tuple[int, int]:
+    with transaction(app.sessions) as session:
+        evidence = session.scalar(select(func.count()).select_from(Evidence)) or 0
+        assets = session.scalar(select(func.count()).select_from(Asset)) or 0
+    return evidence, assets
+
+
+def _fact_files(app: App) -> list[Path]:
+    root = app.settings.facts_dir
+    return sorted(root.rglob("*.parquet")) if root.exists() else []
+
+
+def test_sample_is_stored_with_metadata_and_facts(
+    app: App, make_tenant: Callable[..., Tenant], defender_sample: Path
+) -> None:
+    make_tenant("acme")
+    result = ingest_file(app=app, tenant_slug="acme", path=defender_sample, source_kind="defender")
+    digest = hashlib.sha256(defender_sample.read_bytes()).hexdigest()
+    assert result.sha256 == digest
+    assert app.blobs.get_bytes(digest) == defender_sample.read_bytes()
+    assert result.observed_origin == OBSERVED_FROM_COLLECTION
+    assert result.record_count == result.asset_count == 2
+    assert len(result.warnings) == 2
+    with transaction(app.sessions) as session:
+        evidence = session.scalars(select(Evidence)).one()
+        assert evidence.size == defender_sample.stat().st_size
+        assert evidence.connector == "defender"
+        assert evidence.collected_at <= evidence.stored_at
+        files = [app.settings.facts_dir / f for f in evidence.facts_files]
+    rows = pq.read_table(files).to_pylist()
+    assert len(rows) == result.fact_count == 6  # 3 facts per machine, no readable lastSeen
+    assert {r["evidence_id"] for r in rows} == {result.evidence_id}
+
+
+def test_same_file_twice_is_stored_once(
+    app: App, make_tenant: Callable[..., Tenant], defender_sample: Path
+) -> None:
+    make_tenant("acme")
+    first = ingest_file(app=app, tenant_slug="acme", path=defender_sample)
+    second = ingest_file(app=app, tenant_slug="acme", path=defender_sample)
+    assert second.duplicate and second.evidence_id == first.evidence_id
+    assert _counts(app) == (1, 2)
+    assert len(_fact_files(app)) == 1
+
+
+def test_bad_file_stores_nothing_and_keeps_earlier_data(
+    app: App, make_tenant: Callable[..., Tenant], defender_sample: Path, tmp_path: Path
+) -> None:
+    make_tenant("acme")
+    ingest_file(app=app, tenant_slug="acme", path=defender_sample)
+    before = (_counts(app), _fact_files(app), sorted(app.blobs.iter_hashes()))
+    bad = tmp_path / "machines.json"
+    bad.write_text(json.dumps({"value": [{"id": "x", "healthStatus": "Active"}]}))
+    with pytest.raises(InputError, match="onboardingStatus"):
+        ingest_file(app=app, tenant_slug="acme", path=bad, source_kind="defender")
+    assert (_counts(app), _fact_files(app), sorted(app.blobs.iter_hashes())) == before
+
+
+def test_unknown_tenant_and_missing_file(
+    app: App, make_tenant: Callable[..., Tenant], defender_sample: Path, tmp_path: Path
+) -> None:
+    make_tenant("acme")
+    with pytest.raises(NotFoundError, match="unknown tenant 'nope'"):
+        ingest_file(app=app, tenant_slug="nope", path=defender_sample)
+    with pytest.raises(InputError, match="no such file"):
+        ingest_file(app=app, tenant_slug="acme", path=tmp_path / "missing.zip")
+    assert _counts(app) == (0, 0)
+
+
+def test_tenants_do_not_share_evidence(
+    app: App, make_tenant: Callable[..., Tenant], defender_sample: Path
+) -> None:
+    make_tenant("acme")
+    make_tenant("globex")
+    a = ingest_file(app=app, tenant_slug="acme", path=defender_sample)
+    b = ingest_file(app=app, tenant_slug="globex", path=defender_sample)
+    assert not b.duplicate and a.evidence_id != b.evidence_id
+    assert _counts(app) == (2, 4)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from claimready.connectors.base import EvidenceFile
-from claimready.connectors.defender import (
+from claimready.connectors.builtin.defender import (
     SIGNAL_HEALTHY,
     SIGNAL_LAST_SEEN,
     SIGNAL_ONBOARDED,

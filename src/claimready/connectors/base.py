@@ -9,6 +9,7 @@ re-derive facts from the ledger.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,26 @@ class EvidenceFile:
     path: Path
     display_name: str
     size: int
+
+
+SIGNAL_TYPES = ("bool", "number", "text", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSpec:
+    """A signal a connector emits: its name, value type and meaning.
+
+    Names are dotted, domain first (``edr.healthy``, ``identity.mfa_registered``);
+    the same name means the same thing whichever connector emits it.
+    """
+
+    name: str
+    type: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.type not in SIGNAL_TYPES:
+            raise ValueError(f"signal {self.name}: type must be one of {SIGNAL_TYPES}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +80,7 @@ class Connector(ABC):
     title: str
     version: str
     formats: tuple[str, ...]
-    signals: tuple[str, ...]
+    signals: tuple[SignalSpec, ...]
     blind_spots: tuple[str, ...]
 
     @abstractmethod
@@ -78,3 +99,15 @@ class Connector(ABC):
         and ``observed_to`` is None.
         Raises :class:`claimready.errors.InputError` naming file, record and field.
         """
+
+    def normalize_batches(
+        self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
+    ) -> Iterator[Normalized]:
+        """Normalize in chunks, for files too large to hold as one result.
+
+        Each chunk carries its own observations, facts, record count and
+        warnings; ``observed_from``/``observed_to``/``media_type`` of the chunks
+        are combined. The default yields :meth:`normalize` once; a streaming
+        connector overrides this and defines ``normalize`` by merging.
+        """
+        yield self.normalize(evidence, observed_at=observed_at, collected_at=collected_at)

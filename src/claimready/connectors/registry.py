@@ -7,6 +7,7 @@ implementation under the ``claimready`` entry-point group.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import pluggy
 
@@ -17,7 +18,14 @@ PROJECT = "claimready"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("claimready.connectors.defender",)
+BUILTIN_PACKAGE = "claimready.connectors.builtin"
+
+
+def default_plugins() -> tuple[str, ...]:
+    """Module names of the built-in connectors: every module in the builtin package."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    names = (info.name for info in pkgutil.iter_modules(package.__path__))
+    return tuple(f"{BUILTIN_PACKAGE}.{name}" for name in sorted(names))
 
 
 class ConnectorSpec:
@@ -32,7 +40,7 @@ def plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
     """A plugin manager with the built-in plugins and, optionally, installed ones."""
     manager = pluggy.PluginManager(PROJECT)
     manager.add_hookspecs(ConnectorSpec)
-    for name in DEFAULT_PLUGINS:
+    for name in default_plugins():
         manager.register(importlib.import_module(name), name=name)
     if load_entry_points:
         manager.load_setuptools_entrypoints(PROJECT)

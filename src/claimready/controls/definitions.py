@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from claimready.connectors.defender import (
+from claimready.connectors.builtin.defender import (
     SIGNAL_HEALTH_STATUS,
     SIGNAL_HEALTHY,
     SIGNAL_LAST_SEEN,

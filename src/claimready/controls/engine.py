@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from claimready.connectors.defender import (
+from claimready.connectors.builtin.defender import (
     SIGNAL_HEALTH_STATUS,
     SIGNAL_HEALTHY,
     SIGNAL_LAST_SEEN,

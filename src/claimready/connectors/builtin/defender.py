@@ -29,7 +29,13 @@ from claimready.assets.identity import (
     identifier,
     source_identifier,
 )
-from claimready.connectors.base import Connector, EvidenceFile, Normalized, RecordWarning
+from claimready.connectors.base import (
+    Connector,
+    EvidenceFile,
+    Normalized,
+    RecordWarning,
+    SignalSpec,
+)
 from claimready.connectors.files import is_zip, parse_json, read_zip_member
 from claimready.connectors.registry import hookimpl
 from claimready.errors import InputError
@@ -68,7 +74,12 @@ class DefenderConnector(Connector):
     title = "Microsoft Defender for Endpoint"
     version = "1.0"
     formats = ("/api/machines JSON response", "zip export with machines/machines.json")
-    signals = (SIGNAL_ONBOARDED, SIGNAL_HEALTHY, SIGNAL_HEALTH_STATUS, SIGNAL_LAST_SEEN)
+    signals = (
+        SignalSpec(SIGNAL_ONBOARDED, "bool", "the EDR sensor is onboarded (onboardingStatus)"),
+        SignalSpec(SIGNAL_HEALTHY, "bool", "the EDR sensor reports normally (healthStatus Active)"),
+        SignalSpec(SIGNAL_HEALTH_STATUS, "text", "the EDR's own sensor health status word"),
+        SignalSpec(SIGNAL_LAST_SEEN, "time", "when the EDR sensor last reported"),
+    )
     blind_spots = (
         "machines never onboarded and never discovered by Defender do not appear at all; "
         "reconcile with the RMM or directory inventory to find them",

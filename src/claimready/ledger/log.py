@@ -1,0 +1,459 @@
+"""The write path of one tenant's ledger, and its read API.
+
+Appends are sequenced durably first (:mod:`claimready.ledger.sequencer`),
+then integrated in batches: entry bundles and hash tiles are written, then a
+new signed checkpoint, kept both as ``checkpoints/<size>`` and as the latest
+``checkpoint``. Every object is written atomically. On open, whatever was
+sequenced but not integrated is integrated.
+
+Local directory layout (the published objects may live on another
+:class:`~claimready.ledger.storage.Storage`)::
+
+    sequence            sequencing file (local, fsync'd)
+    sequence.lock       serialises appends across processes
+    integrate.lock      serialises integration across processes
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from claimready.errors import (
+    ClaimreadyError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StorageError,
+)
+from claimready.ledger import merkle
+from claimready.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from claimready.ledger.keys import KeyRing
+from claimready.ledger.proof import format_receipt
+from claimready.ledger.sequencer import FileLock, SequenceFile
+from claimready.ledger.storage import FileStorage, Storage
+from claimready.ledger.tiles import (
+    MAX_ENTRY_SIZE,
+    TILE_BYTES,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileCache,
+    TileHashReader,
+    decode_bundle,
+    encode_bundle,
+    entries_path,
+    tile_path,
+)
+
+__all__ = ["CHECKPOINT_PATH", "Ledger", "checkpoint_path"]
+
+CHECKPOINT_PATH = "checkpoint"
+_ROTATE_BYTES = 64 << 20
+_READ_LIMIT = 65536
+
+
+def checkpoint_path(size: int) -> str:
+    """Where the checkpoint of ``size`` is kept beside the latest one."""
+    return f"checkpoints/{size}"
+
+
+class _TreeState:
+    """The right edge of the tree: compact range, partial tiles, partial bundle."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.frontier: list[bytes] = []
+        self.tiles: list[bytearray] = [bytearray()]
+        self.bundle: list[bytes] = []
+
+    @classmethod
+    def load(cls, size: int, cache: TileCache) -> _TreeState:
+        state = cls()
+        state.size = size
+        reader = TileHashReader(cache, size)
+        for level in reversed(range(size.bit_length())):
+            if size >> level & 1:
+                state.frontier.append(reader.subtree(level, (size >> level) - 1))
+        level, count = 0, size
+        while count:
+            width = count % TILE_WIDTH
+            hashes = cache.levels(level, count // TILE_WIDTH, width)[0] if width else b""
+            if level == len(state.tiles):
+                state.tiles.append(bytearray())
+            state.tiles[level] = bytearray(hashes)
+            level, count = level + 1, count >> TILE_HEIGHT
+        width = size % TILE_WIDTH
+        if width:
+            path = entries_path(size // TILE_WIDTH, width)
+            data = cache.store.read(path)
+            if data is None:
+                raise StorageError(f"{path}: entry bundle is missing")
+            state.bundle = decode_bundle(data, path=path)
+        return state
+
+    def root(self) -> bytes:
+        if not self.frontier:
+            return merkle.EMPTY_ROOT
+        acc = self.frontier[-1]
+        for node in reversed(self.frontier[:-1]):
+            acc = merkle.node_hash(node, acc)
+        return acc
+
+
+class _Batch:
+    """Objects produced by one integration, written in order."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, bytes]] = []
+        self.touched: set[int] = set()
+        self.bundle_touched = False
+
+
+class Ledger:
+    """One tenant's append-only log."""
+
+    def __init__(
+        self,
+        *,
+        directory: Path,
+        origin: str,
+        keyring: KeyRing,
+        storage: Storage,
+        batch_size: int,
+        batch_interval: float,
+    ) -> None:
+        self.directory = directory
+        self.origin = origin
+        self.keyring = keyring
+        self.storage = storage
+        self.batch_size = batch_size
+        self.batch_interval = batch_interval
+        self._seq = SequenceFile(directory / "sequence")
+        self._seq_lock = FileLock(directory / "sequence.lock")
+        self._integrate_lock = FileLock(directory / "integrate.lock")
+        self._cache = TileCache(storage)
+        self._state = _TreeState()
+        self._checkpoint: Checkpoint | None = None
+        self._checkpoint_note = b""
+        self._published = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: ClaimreadyError | None = None
+
+    # -- opening and closing -------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        directory: Path,
+        origin: str,
+        keyring: KeyRing,
+        storage: Storage | None = None,
+        batch_size: int = 256,
+        batch_interval: float = 0.25,
+    ) -> Ledger:
+        """Open (creating if needed) the log in ``directory`` and recover it.
+
+        ``storage`` holds the published objects (tiles, bundles, checkpoints);
+        it defaults to the same directory. A torn tail of the sequencing file
+        is cut off, and anything sequenced but not integrated is integrated.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        ledger = cls(
+            directory=directory,
+            origin=origin,
+            keyring=keyring,
+            storage=storage if storage is not None else FileStorage(directory),
+            batch_size=batch_size,
+            batch_interval=batch_interval,
+        )
+        with ledger._integrate_lock:
+            with ledger._seq_lock:
+                ledger._seq.open()
+            ledger._sync_published()
+            if ledger._checkpoint is None:
+                ledger._publish(_Batch())
+        ledger.integrate()
+        return ledger
+
+    def close(self) -> None:
+        """Stop the background integrator (integrating what is pending) and close files."""
+        self.stop_integrator()
+        self._seq.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- sequencing ----------------------------------------------------------
+
+    def append(self, entry: bytes) -> int:
+        """Sequence one entry durably and return its index."""
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: Sequence[bytes]) -> list[int]:
+        """Sequence entries durably (one fsync) and return their indexes."""
+        if not entries:
+            return []
+        for position, entry in enumerate(entries):
+            if len(entry) > MAX_ENTRY_SIZE:
+                raise InputError(
+                    f"entry is {len(entry)} bytes; at most {MAX_ENTRY_SIZE} fit the ledger",
+                    record=position,
+                )
+        with self._seq_lock:
+            first = self._seq.append(entries)
+            pending = self._seq.base + self._seq.count - self._state.size
+        if pending >= self.batch_size:
+            self._wake.set()
+        return list(range(first, first + len(entries)))
+
+    @property
+    def sequenced(self) -> int:
+        """How many entries this process knows to be durably sequenced."""
+        return self._seq.base + self._seq.count
+
+    # -- integration ---------------------------------------------------------
+
+    def integrate(self) -> Checkpoint:
+        """Integrate every sequenced entry and publish a checkpoint covering it."""
+        with self._integrate_lock:
+            with self._seq_lock:
+                self._seq.refresh(truncate=True)
+            self._sync_published()
+            while self._state.size < self.sequenced:
+                batch = _Batch()
+                for entry in self._seq.read_from(self._state.size, limit=_READ_LIMIT):
+                    self._add_entry(entry, batch)
+                self._publish(batch)
+            self._maybe_restart_sequence()
+            return self.latest()[0]
+
+    def _sync_published(self) -> None:
+        """Reload the right edge if another process published a newer checkpoint."""
+        note = self.storage.read(CHECKPOINT_PATH)
+        if note is None:
+            return
+        if note == self._checkpoint_note:
+            return
+        checkpoint = open_checkpoint(note, verifiers=self.keyring.verifiers(), origin=self.origin)
+        if checkpoint.size < self._state.size:
+            raise ConflictError(
+                f"published checkpoint size {checkpoint.size} is behind {self._state.size}"
+            )
+        if checkpoint.size != self._state.size or not self._state.frontier:
+            self._state = _TreeState.load(checkpoint.size, self._cache)
+        if self._state.root() != checkpoint.root:
+            raise ConflictError(f"stored tiles do not match checkpoint {checkpoint.size}")
+        self._set_checkpoint(checkpoint, note)
+
+    def _set_checkpoint(self, checkpoint: Checkpoint, note: bytes) -> None:
+        with self._published:
+            self._checkpoint = checkpoint
+            self._checkpoint_note = note
+            self._published.notify_all()
+
+    def _add_entry(self, entry: bytes, batch: _Batch) -> None:
+        state = self._state
+        leaf = merkle.leaf_hash(entry)
+        state.bundle.append(entry)
+        batch.bundle_touched = True
+        if len(state.bundle) == TILE_WIDTH:
+            index = state.size // TILE_WIDTH
+            batch.writes.append((entries_path(index), encode_bundle(state.bundle)))
+            state.bundle = []
+        self._push_hash(0, leaf, batch)
+        # Fold the compact range; every node completed at a multiple of the
+        # tile height is a hash of the tile level above.
+        n, level, node = state.size, 0, leaf
+        while n & 1:
+            node = merkle.node_hash(state.frontier.pop(), node)
+            level += 1
+            n >>= 1
+            if level % TILE_HEIGHT == 0:
+                self._push_hash(level // TILE_HEIGHT, node, batch)
+        state.frontier.append(node)
+        state.size += 1
+
+    def _push_hash(self, tile_level: int, node: bytes, batch: _Batch) -> None:
+        tiles = self._state.tiles
+        if tile_level == len(tiles):
+            tiles.append(bytearray())
+        tiles[tile_level] += node
+        batch.touched.add(tile_level)
+        if len(tiles[tile_level]) == TILE_BYTES:
+            count = (self._state.size + 1) >> (TILE_HEIGHT * tile_level)
+            index = count // TILE_WIDTH - 1
+            data = bytes(tiles[tile_level])
+            batch.writes.append((tile_path(tile_level, index), data))
+            self._cache.put(tile_level, index, data)
+            tiles[tile_level] = bytearray()
+
+    def _publish(self, batch: _Batch) -> None:
+        state = self._state
+        for level in sorted(batch.touched):
+            hashes = bytes(state.tiles[level])
+            if hashes:
+                count = state.size >> (TILE_HEIGHT * level)
+                index, width = divmod(count, TILE_WIDTH)
+                batch.writes.append((tile_path(level, index, width), hashes))
+                self._cache.put(level, index, hashes)
+        if batch.bundle_touched and state.bundle:
+            index, width = divmod(state.size, TILE_WIDTH)
+            batch.writes.append((entries_path(index, width), encode_bundle(state.bundle)))
+        for path, data in batch.writes:
+            self.storage.write(path, data)
+        checkpoint = Checkpoint(self.origin, state.size, state.root())
+        note = sign_checkpoint(checkpoint, [self.keyring.signer()])
+        # Keep every checkpoint, then move the latest pointer.
+        self.storage.write(checkpoint_path(state.size), note)
+        self.storage.write(CHECKPOINT_PATH, note)
+        self._set_checkpoint(checkpoint, note)
+
+    def _maybe_restart_sequence(self) -> None:
+        with self._seq_lock:
+            self._seq.refresh(truncate=True)
+            if self._seq.end >= _ROTATE_BYTES and self.sequenced == self._state.size:
+                self._seq.restart(self._state.size)
+
+    # -- background integration ----------------------------------------------
+
+    def start_integrator(self) -> None:
+        """Integrate in a background thread: every ``batch_size`` entries or ``batch_interval``."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="ledger-integrator", daemon=True)
+        self._thread.start()
+
+    def stop_integrator(self) -> None:
+        """Stop the background integrator after a final integration."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self._thread = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self.batch_interval)
+                self._wake.clear()
+                self.integrate()
+            self.integrate()
+        except ClaimreadyError as exc:
+            self._error = exc
+            with self._published:
+                self._published.notify_all()
+
+    def wait_for(self, index: int, *, timeout: float | None = None) -> Checkpoint:
+        """Block until a published checkpoint covers ``index``; return it.
+
+        Without a background integrator, this integrates synchronously.
+        """
+        if self._thread is None:
+            checkpoint = self.integrate()
+            if index < checkpoint.size:
+                return checkpoint
+            raise NotFoundError(f"entry {index} has not been sequenced")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wake.set()
+        with self._published:
+            while self._checkpoint is None or self._checkpoint.size <= index:
+                if self._error is not None:
+                    raise self._error
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise StorageError(f"entry {index} was not integrated within {timeout} s")
+                self._published.wait(remaining)
+            return self._checkpoint
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Size of the latest checkpoint this process has seen."""
+        return 0 if self._checkpoint is None else self._checkpoint.size
+
+    def checkpoint(self) -> Checkpoint:
+        """The latest published checkpoint (reloaded from storage)."""
+        with self._integrate_lock:
+            self._sync_published()
+            return self.latest()[0]
+
+    def latest(self) -> tuple[Checkpoint, bytes]:
+        """The latest checkpoint this process has seen and its signed note, together."""
+        with self._published:
+            if self._checkpoint is None:
+                raise NotFoundError("the log has no checkpoint yet")
+            return self._checkpoint, self._checkpoint_note
+
+    def checkpoint_note(self, size: int) -> bytes:
+        """The signed checkpoint note of tree ``size``."""
+        note = self.storage.read(checkpoint_path(size))
+        if note is None:
+            raise NotFoundError(f"no checkpoint of size {size}")
+        return note
+
+    def _check_size(self, size: int) -> None:
+        if not 0 <= size <= self.size:
+            raise NotFoundError(f"tree size {size} is not published (latest is {self.size})")
+
+    def entry(self, index: int) -> bytes:
+        """The integrated entry at ``index``."""
+        size = self.size
+        if not 0 <= index < size:
+            raise NotFoundError(f"entry {index} is not integrated (size {size})")
+        bundle_index = index // TILE_WIDTH
+        width = min(TILE_WIDTH, size - bundle_index * TILE_WIDTH)
+        path = entries_path(bundle_index, width)
+        data = self.storage.read(path)
+        if data is None and width < TILE_WIDTH:
+            path = entries_path(bundle_index)
+            data = self.storage.read(path)
+        if data is None:
+            raise StorageError(f"{path}: entry bundle is missing")
+        return decode_bundle(data, path=path)[index % TILE_WIDTH]
+
+    def reader(self, size: int) -> TileHashReader:
+        """A hash reader over the stored tiles at tree ``size``."""
+        return TileHashReader(self._cache, size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size``."""
+        self._check_size(size)
+        return merkle.inclusion_proof(index, size, TileHashReader(self._cache, size))
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof from tree ``old_size`` to ``new_size``."""
+        self._check_size(new_size)
+        return merkle.consistency_proof(old_size, new_size, TileHashReader(self._cache, new_size))
+
+    def receipt(self, index: int, *, size: int | None = None, include_entry: bool = True) -> bytes:
+        """A C2SP tlog-proof for entry ``index`` against the checkpoint of ``size``.
+
+        The default is the latest checkpoint. With ``include_entry`` the entry
+        travels in the proof's extra data, so the receipt checks on its own.
+        """
+        if size is None:
+            checkpoint, note = self.latest()
+            size = checkpoint.size
+        else:
+            note = self.checkpoint_note(size)
+        proof = self.inclusion_proof(index, size)
+        extra = self.entry(index) if include_entry else None
+        return format_receipt(index=index, proof=proof, checkpoint=note, extra=extra)

@@ -1,0 +1,372 @@
+"""Full verification of one tenant's log, from its published objects alone.
+
+1. Verify the latest checkpoint's signature and origin; its size is N.
+2. Read the hash tiles of level 1 and above; rebuild every level above the
+   level-0 tiles and compare each stored tile with it.
+3. In parallel over ranges of level-0 tiles (streaming: one tile at a time):
+   re-hash every entry bundle, compare with the level-0 tile and with the
+   level-1 hash above it; verify each kept checkpoint whose size ends in the
+   range (signature, origin, root) and its RFC 9162 consistency proof from
+   the checkpoint before it; compare leftover partial tiles and bundles.
+
+Any failure raises VerificationError naming the entry index, object path or
+checkpoint size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from claimready.errors import ClaimreadyError, InputError, StorageError, VerificationError
+from claimready.ledger import merkle
+from claimready.ledger.checkpoint import Checkpoint, open_checkpoint
+from claimready.ledger.log import CHECKPOINT_PATH, checkpoint_path
+from claimready.ledger.note import Verifier
+from claimready.ledger.records import decode_record
+from claimready.ledger.storage import Storage
+from claimready.ledger.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileCache,
+    decode_bundle,
+    entries_path,
+    tile_path,
+    tile_width,
+)
+
+__all__ = ["BlobCheck", "VerifyReport", "verify_log"]
+
+BlobCheck = Callable[[dict[str, Any]], None]
+"""Called with each decoded record; raises VerificationError if its blob is wrong."""
+
+_CHUNK_TILES = 16
+_PARALLEL_MIN_TILES = 64
+_HASH = merkle.HASH_SIZE
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a successful verification covered."""
+
+    size: int
+    root: bytes
+    checkpoints: int
+    tiles: int
+
+
+@dataclass(frozen=True)
+class _Context:
+    storage: Storage
+    origin: str
+    verifiers: tuple[Verifier, ...]
+    size: int
+    high: tuple[bytes, ...]
+    checkpoint_sizes: tuple[int, ...]
+    blob_check: BlobCheck | None
+
+
+class _Reader:
+    """Subtrees at level >= 8 from the rebuilt upper levels, below from level-0 tiles."""
+
+    def __init__(self, context: _Context, cache: TileCache) -> None:
+        self._high = context.high
+        self._cache = cache
+        self._size = context.size
+
+    def subtree(self, level: int, index: int) -> bytes:
+        if level >= TILE_HEIGHT:
+            data = self._high[level - TILE_HEIGHT]
+            start = index * _HASH
+            if start + _HASH > len(data):
+                raise IndexError(f"subtree ({level}, {index}) is not complete")
+            return data[start : start + _HASH]
+        tile = (index << level) >> TILE_HEIGHT
+        levels = self._cache.levels(0, tile, tile_width(0, tile, self._size))
+        start = (index - (tile << (TILE_HEIGHT - level))) * _HASH
+        return levels[level][start : start + _HASH]
+
+
+def _read(storage: Storage, path: str) -> bytes:
+    data = storage.read(path)
+    if data is None:
+        raise VerificationError("missing", subject=path)
+    return data
+
+
+def _open_checkpoint(context: _Context, size: int) -> Checkpoint:
+    path = checkpoint_path(size)
+    try:
+        checkpoint = open_checkpoint(
+            _read(context.storage, path), verifiers=context.verifiers, origin=context.origin
+        )
+    except VerificationError as exc:
+        raise VerificationError(exc.problem, subject=f"checkpoint {size} ({path})") from exc
+    if checkpoint.size != size:
+        raise VerificationError(
+            f"names size {checkpoint.size}", subject=f"checkpoint {size} ({path})"
+        )
+    return checkpoint
+
+
+def _check_prefixes(
+    storage: Storage, full_path: str, data: bytes, unit: int | None, *, have: int
+) -> None:
+    """Every older partial version of an object must be a prefix of what was rebuilt.
+
+    Partial objects wider than the verified tree (left by a crash before the
+    checkpoint that needed them) cannot be judged and are skipped.
+    """
+    for path in storage.list(full_path + ".p"):
+        width = int(path.rsplit("/", 1)[1])
+        if width >= have:
+            continue
+        stored = _read(storage, path)
+        if unit is not None:
+            expected = data[: width * unit]
+        else:
+            expected = b"".join(len(e).to_bytes(2, "big") + e for e in decode_bundle(data)[:width])
+        if stored != expected:
+            raise VerificationError("differs from the rebuilt tree", subject=path)
+
+
+def _verify_bundle(context: _Context, tile: int, cache: TileCache) -> bytes:
+    """Re-hash one bundle, compare with its level-0 tile; return the leaf hashes."""
+    storage, size = context.storage, context.size
+    width = tile_width(0, tile, size)
+    bundle_path = entries_path(tile, width)
+    bundle = _read(storage, bundle_path)
+    entries = decode_bundle(bundle, path=bundle_path)
+    if len(entries) != width:
+        raise VerificationError(
+            f"holds {len(entries)} entries, expected {width}", subject=bundle_path
+        )
+    leaf = merkle.leaf_hash
+    hashes = b"".join([leaf(e) for e in entries])
+    hash_path = tile_path(0, tile, width)
+    stored = _read(storage, hash_path)
+    if stored != hashes:
+        pos = next(
+            (
+                i
+                for i in range(width)
+                if stored[i * _HASH : (i + 1) * _HASH] != hashes[i * _HASH : (i + 1) * _HASH]
+            ),
+            width,
+        )
+        raise VerificationError(
+            f"does not match hash {pos} of {hash_path} (bundle {bundle_path})",
+            subject=f"entry {tile * TILE_WIDTH + pos}",
+        )
+    if context.blob_check is not None:
+        _check_blobs(context.blob_check, entries, tile * TILE_WIDTH)
+    levels = cache.put(0, tile, hashes)
+    if width == TILE_WIDTH:
+        above = context.high[0][tile * _HASH : (tile + 1) * _HASH]
+        if levels[-1] != above:
+            raise VerificationError(
+                f"root of {hash_path} does not match hash {tile} at tree level 8",
+                subject=tile_path(1, tile // TILE_WIDTH, tile_width(1, tile // TILE_WIDTH, size)),
+            )
+    _check_prefixes(storage, tile_path(0, tile), hashes, _HASH, have=width)
+    _check_prefixes(storage, entries_path(tile), bundle, None, have=width)
+    return hashes
+
+
+def _check_blobs(blob_check: BlobCheck, entries: Sequence[bytes], first: int) -> None:
+    for offset, entry in enumerate(entries):
+        try:
+            blob_check(decode_record(entry))
+        except InputError as exc:
+            raise VerificationError(exc.message, subject=f"entry {first + offset}") from exc
+        except VerificationError as exc:
+            raise VerificationError(exc.message, subject=f"entry {first + offset}") from exc
+
+
+def _verify_checkpoints(context: _Context, tile: int, reader: _Reader) -> int:
+    """Checkpoints whose size ends in this tile: signature, root, consistency."""
+    sizes = context.checkpoint_sizes
+    lo, hi = tile * TILE_WIDTH + 1, (tile + 1) * TILE_WIDTH
+    done = 0
+    for position in _positions(sizes, lo, hi):
+        size = sizes[position]
+        checkpoint = _open_checkpoint(context, size)
+        root = merkle.root_hash(size, reader)
+        if checkpoint.root != root:
+            raise VerificationError(
+                "root does not match the rebuilt tree", subject=f"checkpoint {size}"
+            )
+        if position:
+            old = sizes[position - 1]
+            proof = merkle.consistency_proof(old, size, reader)
+            try:
+                merkle.verify_consistency(
+                    old_size=old,
+                    new_size=size,
+                    proof=proof,
+                    old_root=merkle.root_hash(old, reader),
+                    new_root=checkpoint.root,
+                )
+            except VerificationError as exc:
+                raise VerificationError(
+                    exc.problem, subject=f"checkpoints {old} -> {size}"
+                ) from exc
+        done += 1
+    return done
+
+
+def _positions(sizes: Sequence[int], lo: int, hi: int) -> Iterator[int]:
+    import bisect
+
+    start = bisect.bisect_left(sizes, lo)
+    stop = bisect.bisect_right(sizes, hi)
+    return iter(range(start, stop))
+
+
+_WORKER_CONTEXT: _Context | None = None
+
+
+def _init_worker(context: _Context) -> None:
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = context
+
+
+def _verify_range(bounds: tuple[int, int]) -> tuple[int, str, str | None] | None:
+    """Worker: verify level-0 tiles ``[start, stop)``; return an error, not raise it."""
+    context = _WORKER_CONTEXT
+    if context is None:
+        return bounds[0], "verification worker has no context", None
+    cache = TileCache(context.storage, limit=8)
+    reader = _Reader(context, cache)
+    try:
+        for tile in range(*bounds):
+            _verify_bundle(context, tile, cache)
+            _verify_checkpoints(context, tile, reader)
+    except VerificationError as exc:
+        return bounds[0], exc.problem, exc.subject
+    except ClaimreadyError as exc:
+        return bounds[0], exc.message, None
+    return None
+
+
+def _rebuild_high(context_storage: Storage, size: int) -> list[bytes]:
+    """Levels 8, 9, ... of the tree from the level-1 tiles, checking tiles of level 2 and up."""
+    count = size >> TILE_HEIGHT
+    level8 = b"".join(
+        _read(context_storage, tile_path(1, index, tile_width(1, index, size)))[
+            : tile_width(1, index, size) * _HASH
+        ]
+        for index in range((count + TILE_WIDTH - 1) // TILE_WIDTH)
+    )
+    if len(level8) != count * _HASH:
+        raise VerificationError("level 1 tiles are short", subject="tile/1")
+    for index in range((count + TILE_WIDTH - 1) // TILE_WIDTH):
+        tile = level8[index * TILE_WIDTH * _HASH : (index + 1) * TILE_WIDTH * _HASH]
+        _check_prefixes(context_storage, tile_path(1, index), tile, _HASH, have=len(tile) // _HASH)
+    high = [level8]
+    while len(high[-1]) >= 2 * _HASH:
+        below = high[-1]
+        high.append(
+            b"".join(
+                merkle.node_hash(below[i : i + _HASH], below[i + _HASH : i + 2 * _HASH])
+                for i in range(0, len(below) - _HASH, 2 * _HASH)
+            )
+        )
+    _check_high_tiles(context_storage, size, high)
+    return high
+
+
+def _check_high_tiles(storage: Storage, size: int, high: list[bytes]) -> None:
+    level = 2
+    while size >> (TILE_HEIGHT * level):
+        rebuilt = high[TILE_HEIGHT * (level - 1)]
+        count = size >> (TILE_HEIGHT * level)
+        for index in range((count + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = tile_width(level, index, size)
+            path = tile_path(level, index, width)
+            expected = rebuilt[index * TILE_WIDTH * _HASH : (index * TILE_WIDTH + width) * _HASH]
+            if _read(storage, path) != expected:
+                raise VerificationError("differs from the rebuilt tree", subject=path)
+            _check_prefixes(storage, tile_path(level, index), expected, _HASH, have=width)
+        level += 1
+
+
+def _checkpoint_sizes(storage: Storage) -> list[int]:
+    sizes = []
+    for path in storage.list("checkpoints"):
+        name = path.rsplit("/", 1)[1]
+        if not name.isdigit():
+            raise VerificationError("is not named by a tree size", subject=path)
+        sizes.append(int(name))
+    return sorted(sizes)
+
+
+def verify_log(
+    *,
+    storage: Storage,
+    origin: str,
+    verifiers: Sequence[Verifier],
+    blob_check: BlobCheck | None = None,
+    workers: int | None = None,
+) -> VerifyReport:
+    """Verify a whole log; return what was covered or raise VerificationError.
+
+    ``blob_check`` is called with every decoded record (in this process, in
+    index order), so the caller can re-hash evidence blobs.
+    """
+    latest_note = _read(storage, CHECKPOINT_PATH)
+    try:
+        latest = open_checkpoint(latest_note, verifiers=verifiers, origin=origin)
+    except VerificationError as exc:
+        raise VerificationError(exc.problem, subject=CHECKPOINT_PATH) from exc
+    size = latest.size
+    sizes = [s for s in _checkpoint_sizes(storage) if s <= size]
+    if storage.read(checkpoint_path(size)) != latest_note:
+        raise VerificationError(f"differs from {checkpoint_path(size)}", subject=CHECKPOINT_PATH)
+    context = _Context(
+        storage=storage,
+        origin=origin,
+        verifiers=tuple(verifiers),
+        size=size,
+        high=tuple(_rebuild_high(storage, size)),
+        checkpoint_sizes=tuple(sizes),
+        blob_check=blob_check,
+    )
+    if sizes and sizes[0] == 0 and _open_checkpoint(context, 0).root != merkle.EMPTY_ROOT:
+        raise VerificationError("is not the empty tree", subject="checkpoint 0")
+    tiles = (size + TILE_WIDTH - 1) // TILE_WIDTH
+    _run_ranges(context, tiles, workers)
+    root = merkle.root_hash(size, _Reader(context, TileCache(storage, limit=4)))
+    if root != latest.root:
+        raise VerificationError("root does not match the rebuilt tree", subject=CHECKPOINT_PATH)
+    return VerifyReport(size=size, root=root, checkpoints=len(sizes), tiles=tiles)
+
+
+def _run_ranges(context: _Context, tiles: int, workers: int | None) -> None:
+    ranges = [(a, min(a + _CHUNK_TILES, tiles)) for a in range(0, tiles, _CHUNK_TILES)]
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if context.blob_check is not None or count <= 1 or tiles < _PARALLEL_MIN_TILES:
+        _init_worker(context)
+        results: Iterator[tuple[int, str, str | None] | None] = map(_verify_range, ranges)
+        _raise_first(results)
+        return
+    pool = multiprocessing.get_context("fork").Pool(
+        count, initializer=_init_worker, initargs=(context,)
+    )
+    try:
+        _raise_first(pool.imap(_verify_range, ranges))
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _raise_first(results: Iterator[tuple[int, str, str | None] | None]) -> None:
+    for result in results:
+        if result is not None:
+            _start, problem, subject = result
+            if subject is None:
+                raise StorageError(problem)
+            raise VerificationError(problem, subject=subject)

@@ -1,0 +1,181 @@
+"""The write path, receipts, recovery and full verification."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claimready.errors import VerificationError
+from claimready.ledger import merkle
+from claimready.ledger.keys import KeyRing
+from claimready.ledger.log import Ledger
+from claimready.ledger.proof import parse_receipt, verify_receipt
+from claimready.ledger.storage import FileStorage
+from claimready.ledger.verify import verify_log
+
+ORIGIN = "test.example/claimready/acme"
+
+
+def entry(i: int) -> bytes:
+    return f'{{"type":"test","i":{i}}}'.encode() * (1 + i % 3)
+
+
+def open_ledger(root: Path) -> Ledger:
+    return Ledger.open(
+        directory=root / "log", origin=ORIGIN, keyring=KeyRing(root / "keys", name=ORIGIN)
+    )
+
+
+def verify(root: Path) -> None:
+    ring = KeyRing(root / "keys", name=ORIGIN)
+    verify_log(storage=FileStorage(root / "log"), origin=ORIGIN, verifiers=ring.verifiers())
+
+
+@pytest.fixture(scope="module")
+def built() -> Iterator[Path]:
+    """A log of 700 entries integrated in uneven batches, with a key rotation."""
+    root = Path(tempfile.mkdtemp(prefix="ledger-"))
+    with open_ledger(root) as ledger:
+        for start, stop in ((0, 1), (1, 100), (100, 256), (256, 600)):
+            ledger.append_many([entry(i) for i in range(start, stop)])
+            ledger.integrate()
+        ledger.keyring.rotate()
+        ledger.append_many([entry(i) for i in range(600, 700)])
+        ledger.integrate()
+    yield root
+    shutil.rmtree(root)
+
+
+def test_append_integrate_read(built: Path) -> None:
+    with open_ledger(built) as ledger:
+        checkpoint, _note = ledger.latest()
+        assert checkpoint.size == 700
+        assert [ledger.entry(i) for i in (0, 255, 256, 699)] == [
+            entry(i) for i in (0, 255, 256, 699)
+        ]
+        store = merkle.LevelStore()
+        store.extend([merkle.leaf_hash(entry(i)) for i in range(700)])
+        assert checkpoint.root == store.root()
+        for index, size in ((0, 1), (5, 100), (300, 600), (699, 700)):
+            assert ledger.inclusion_proof(index, size) == merkle.inclusion_proof(index, size, store)
+        assert ledger.consistency_proof(100, 700) == merkle.consistency_proof(100, 700, store)
+    verify(built)
+
+
+def test_receipt_round_trip(built: Path) -> None:
+    ring = KeyRing(built / "keys", name=ORIGIN)
+    with open_ledger(built) as ledger:
+        receipt = ledger.receipt(42)
+        old = ledger.receipt(42, size=100, include_entry=False)
+    assert receipt.startswith(b"c2sp.org/tlog-proof@v1\nextra ")
+    verified = verify_receipt(receipt, None, ring.vkeys(), origin=ORIGIN)
+    assert (verified.index, verified.entry, verified.checkpoint.size) == (42, entry(42), 700)
+    verify_receipt(old, entry(42), ring.vkeys())
+    assert parse_receipt(old).extra is None
+    with pytest.raises(VerificationError):
+        verify_receipt(old, entry(43), ring.vkeys())
+    with pytest.raises(VerificationError):
+        verify_receipt(old, None, ring.vkeys())
+
+
+def _published(root: Path) -> list[Path]:
+    log = root / "log"
+    return sorted(p for p in log.rglob("*") if p.is_file() and (
+        p.name == "checkpoint" or "tile" in p.parts or "checkpoints" in p.parts
+    ))  # fmt: skip
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_any_flipped_byte_in_the_log_is_detected(built: Path, data: st.DataObject) -> None:
+    files = _published(built)
+    target = data.draw(st.sampled_from(files)).relative_to(built)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "copy"
+        shutil.copytree(built, copy)
+        path = copy / target
+        raw = bytearray(path.read_bytes())
+        offset = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
+        raw[offset] ^= data.draw(st.integers(min_value=1, max_value=255))
+        path.write_bytes(bytes(raw))
+        with pytest.raises(VerificationError):
+            verify(copy)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_any_flipped_byte_in_a_receipt_is_detected(built: Path, data: st.DataObject) -> None:
+    ring = KeyRing(built / "keys", name=ORIGIN)
+    with open_ledger(built) as ledger:
+        index = data.draw(st.integers(min_value=0, max_value=699))
+        receipt = bytearray(ledger.receipt(index))
+    offset = data.draw(st.integers(min_value=0, max_value=len(receipt) - 1))
+    receipt[offset] ^= data.draw(st.integers(min_value=1, max_value=255))
+    with pytest.raises(VerificationError):
+        verify_receipt(bytes(receipt), entry(index), ring.vkeys(), origin=ORIGIN)
+
+
+def test_verify_names_the_tampered_entry(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    bundle = copy / "log" / "tile" / "entries" / "001"
+    raw = bytearray(bundle.read_bytes())
+    raw[-1] ^= 1
+    bundle.write_bytes(bytes(raw))
+    with pytest.raises(VerificationError) as caught:
+        verify(copy)
+    assert caught.value.subject == "entry 511"
+
+
+def test_recovery_integrates_and_cuts_a_torn_tail(tmp_path: Path) -> None:
+    ledger = open_ledger(tmp_path)
+    assert ledger.append_many([entry(i) for i in range(10)]) == list(range(10))
+    ledger.close()  # sequenced, never integrated
+    sequence = tmp_path / "log" / "sequence"
+    with sequence.open("ab") as handle:
+        handle.write(b"\x00\x00\x01\x00\xde\xad")  # a crash mid-record
+    with open_ledger(tmp_path) as reopened:
+        assert reopened.size == 10
+        assert reopened.append(entry(10)) == 10
+        assert reopened.wait_for(10).size == 11
+        assert reopened.entry(10) == entry(10)
+    verify(tmp_path)
+
+
+def test_background_integrator_and_wait_for(tmp_path: Path) -> None:
+    ledger = Ledger.open(
+        directory=tmp_path / "log",
+        origin=ORIGIN,
+        keyring=KeyRing(tmp_path / "keys", name=ORIGIN),
+        batch_size=16,
+        batch_interval=0.01,
+    )
+    ledger.start_integrator()
+    indexes = [ledger.append(entry(i)) for i in range(50)]
+    checkpoint = ledger.wait_for(indexes[-1], timeout=30)
+    assert checkpoint.size >= 50
+    ledger.close()
+    verify(tmp_path)
+
+
+def test_two_handles_on_one_log_share_the_sequence(tmp_path: Path) -> None:
+    first, second = open_ledger(tmp_path), open_ledger(tmp_path)
+    assert first.append(entry(0)) == 0
+    assert second.append(entry(1)) == 1
+    first.integrate()
+    assert second.integrate().size == 2
+    second.append(entry(2))
+    assert first.integrate().size == 3
+    first.close()
+    second.close()
+    verify(tmp_path)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from claimready.app import App
+from claimready.cli.app import main
 from claimready.db.engine import transaction
 from claimready.db.migrate import upgrade
 from claimready.settings import Settings
@@ -95,3 +96,21 @@ def defender_sample() -> Path:
     if not DEFENDER_SAMPLE.is_file():
         pytest.fail(f"sample missing: {DEFENDER_SAMPLE}")
     return DEFENDER_SAMPLE
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run ``claimready`` in-process against a temporary deployment."""
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        argv = ["--data-dir", str(tmp_path / "data"), "--database-url", database_url, *args]
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        out, err = capsys.readouterr()
+        code = exited.value.code
+        return (code if isinstance(code, int) else 1), out, err
+
+    return invoke

@@ -6,30 +6,11 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from claimready.cli.app import main
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run(tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -> Run:
-    """Run ``claimready`` in-process against a temporary deployment."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        argv = ["--data-dir", str(tmp_path / "data"), "--database-url", database_url, *args]
-        with pytest.raises(SystemExit) as exited:
-            main(argv)
-        out, err = capsys.readouterr()
-        code = exited.value.code
-        return (code if isinstance(code, int) else 1), out, err
-
-    return invoke
+from claimready.cli.app import main  # noqa: F401
+from tests.conftest import Run
 
 
 def _json(out: str) -> Any:

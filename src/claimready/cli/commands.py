@@ -38,12 +38,15 @@ def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
     settings = app.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     before, after = upgrade(app.engine)
+    app.keyring.signer()  # generated on first init, kept 0600
     summary = {
         "data_dir": str(settings.data_dir),
         "database": app.engine.url.render_as_string(hide_password=True),
         "schema_before": before,
         "schema": after,
         "blob_store": settings.effective_blob_store,
+        "ledger": str(settings.ledger_dir),
+        "vkey": app.keyring.current_vkey(),
     }
     if json_output:
         emit_json(summary)
@@ -53,6 +56,8 @@ def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
     console.print(f"data directory  {summary['data_dir']}", markup=False)
     console.print(f"database        {summary['database']} ({state})", markup=False)
     console.print(f"evidence blobs  {summary['blob_store']}", markup=False)
+    console.print(f"ledger          {summary['ledger']}", markup=False)
+    console.print(f"verifier key    {summary['vkey']}", markup=False, soft_wrap=True)
     console.print("next: claimready tenant add SLUG", markup=False)
 
 
@@ -124,14 +129,17 @@ def _print_ingest(result: IngestResult) -> None:
         return
     console.print(
         f"stored evidence {result.evidence_id}  sha256 {result.sha256}  "
-        f"({result.size} bytes, source {result.connector}, {how})",
+        f"({result.size} bytes, source {result.connector}, {how}), ledger entry "
+        f"{result.ledger_index}",
         markup=False,
+        soft_wrap=True,
     )
     console.print(
         f"  {result.record_count} records -> {result.asset_count} assets, "
         f"{result.fact_count} facts; describes {format_utc(result.observed_to)} "
         f"(from {result.observed_origin})",
         markup=False,
+        soft_wrap=True,
     )
     for note in result.notes:
         warn(note)

@@ -98,5 +98,6 @@ def demo(
         f"{where} report --tenant acme-dental",
         f"{where} report --tenant globex-lab",
         f"{where} evaluate --tenant acme-dental --as-of {month_ago}",
+        f"{where} verify",
     ):
         console.print(f"  {command}", markup=False, soft_wrap=True)

@@ -18,7 +18,7 @@ from claimready.assets import service as assets
 from claimready.connectors.base import Connector, EvidenceFile, Normalized
 from claimready.connectors.registry import detect_connector, get_connector
 from claimready.db.engine import transaction
-from claimready.errors import InputError
+from claimready.errors import InputError, NotFoundError
 from claimready.evidence.models import (
     OBSERVED_FROM_COLLECTION,
     OBSERVED_FROM_CONTENT,
@@ -26,6 +26,7 @@ from claimready.evidence.models import (
     Evidence,
 )
 from claimready.facts.store import FactRow, remove_files, write_facts
+from claimready.ledger.records import encode_record, evidence_collected
 from claimready.sources import service as sources
 from claimready.tenants import service as tenants
 from claimready.timeutil import utcnow
@@ -187,6 +188,7 @@ def _record(
     )
     session.add(evidence)
     session.flush()
+    _enter_in_ledger(app=app, request=request, evidence=evidence, source_name=source.name)
     asset_ids = _reconcile(session=session, tenant_id=tenant.id, normalized=normalized)
     rows = [
         FactRow(asset_ids[f.asset_key], f.signal, f.value, f.observed_at) for f in normalized.facts
@@ -204,6 +206,35 @@ def _record(
     source.last_evidence_at = request.collected_at
     session.flush()
     return _result(request, evidence, normalized=normalized, duplicate=False, assets=asset_ids)
+
+
+def _enter_in_ledger(*, app: App, request: _Request, evidence: Evidence, source_name: str) -> None:
+    """Append the custody record and wait for a signed checkpoint that covers it.
+
+    The stored time is when that checkpoint was published. Should the database
+    transaction then fail, the entry stays in the ledger (it is append-only):
+    it records a collection whose evidence blob exists but which nothing cites.
+    """
+    record = evidence_collected(
+        actor=request.collector,
+        tenant=request.tenant_slug,
+        blob_sha256=evidence.sha256,
+        size=evidence.size,
+        media_type=evidence.media_type,
+        source_kind=request.connector.kind,
+        source_name=source_name,
+        tool=request.connector.title,
+        tool_version=f"claimready connector {request.connector.kind} {request.connector.version}",
+        collector=request.collector,
+        observed_from=evidence.observed_from or evidence.observed_to,
+        observed_to=evidence.observed_to,
+        collected_at=evidence.collected_at,
+    )
+    with app.open_ledger(request.tenant_slug) as ledger:
+        index = ledger.append(encode_record(record))
+        ledger.wait_for(index)
+    evidence.ledger_index = index
+    evidence.stored_at = utcnow()
 
 
 def _observed(
@@ -255,6 +286,14 @@ def _result(
         ],
         notes=list(normalized.notes) if normalized else [],
     )
+
+
+def get_evidence_or_raise(*, session: Session, tenant_id: int, evidence_id: int) -> Evidence:
+    """The tenant's evidence record ``evidence_id``; NotFoundError for any other id."""
+    evidence = session.get(Evidence, evidence_id)
+    if evidence is None or evidence.tenant_id != tenant_id:
+        raise NotFoundError(f"no evidence {evidence_id} for this tenant")
+    return evidence
 
 
 def list_evidence(*, session: Session, tenant_id: int) -> Sequence[Evidence]:

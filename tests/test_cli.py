@@ -56,8 +56,8 @@ def test_errors_are_one_line_with_exit_codes(
     assert code == 1 and "corrupt.zip: not a valid zip archive" in err
     code, _, err = run("evaluate", "--tenant", "acme", "--as-of", "yesterday")
     assert code == 2 and "--as-of 'yesterday'" in err
-    code, _, err = run("ingest", "--tenant", "acme", "--source", "nessus", str(defender_sample))
-    assert code == 2 and "unknown source kind 'nessus'" in err
+    code, _, err = run("ingest", "--tenant", "acme", "--source", "frobscan", str(defender_sample))
+    assert code == 2 and "unknown source kind 'frobscan'" in err
     code, _, err = run("frobnicate")
     assert code == 2 and "No such command" in err
     assert "Traceback" not in err

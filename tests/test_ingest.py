@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,9 +15,11 @@ from sqlalchemy import func, select
 from claimready.app import App
 from claimready.assets.models import Asset
 from claimready.db.engine import transaction
+from claimready.demo.generate import FleetFaults, defender_machines
 from claimready.errors import InputError, NotFoundError
 from claimready.evidence.models import OBSERVED_FROM_COLLECTION, Evidence
 from claimready.evidence.service import ingest_file
+from claimready.facts.store import COMPACT_MIN_FILES, fact_paths
 from claimready.tenants.models import Tenant
 
 
@@ -48,7 +51,9 @@ def test_sample_is_stored_with_metadata_and_facts(
         assert evidence.size == defender_sample.stat().st_size
         assert evidence.connector == "defender"
         assert evidence.collected_at <= evidence.stored_at
-        files = [app.settings.facts_dir / f for f in evidence.facts_files]
+        files = fact_paths(
+            session=session, tenant_id=evidence.tenant_id, facts_dir=app.settings.facts_dir
+        )
     rows = pq.read_table(files).to_pylist()
     assert len(rows) == result.fact_count == 6  # 3 facts per machine, no readable lastSeen
     assert {r["evidence_id"] for r in rows} == {result.evidence_id}
@@ -98,3 +103,27 @@ def test_tenants_do_not_share_evidence(
     b = ingest_file(app=app, tenant_slug="globex", path=defender_sample)
     assert not b.duplicate and a.evidence_id != b.evidence_id
     assert _counts(app) == (2, 4)
+
+
+def test_many_small_ingests_of_a_day_are_compacted(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+) -> None:
+    tenant = make_tenant("acme")
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    total = 0
+    for n in range(COMPACT_MIN_FILES + 1):
+        document = defender_machines(
+            count=5,
+            now=now + timedelta(minutes=n),
+            seed=n,
+            faults=FleetFaults(),
+            domain="a.example",
+        )
+        path = tmp_path / f"export-{n}.json"
+        path.write_text(json.dumps(document))
+        total += ingest_file(app=app, tenant_slug="acme", path=path).fact_count
+    with transaction(app.sessions) as session:
+        files = fact_paths(session=session, tenant_id=tenant.id, facts_dir=app.settings.facts_dir)
+    assert len(files) < COMPACT_MIN_FILES
+    assert sum(pq.read_metadata(f).num_rows for f in files) == total
+    assert len(_fact_files(app)) == len(files)  # replaced files are gone from disk

@@ -1,10 +1,18 @@
-"""Asset service functions: lookup and reconciliation of observations into assets."""
+"""Asset service functions: lookup, and reconciliation of observations into assets.
+
+Reconciliation runs against an in-memory :class:`IdentityIndex` of the
+tenant's identifiers, so an ingest of many thousands of observations costs a
+few bulk statements rather than queries per record. The rule itself is in
+:mod:`claimready.assets.identity` and docs/assets.md.
+"""
 
 from __future__ import annotations
 
+import itertools
+from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from claimready.assets.identity import (
@@ -29,67 +37,140 @@ def get_all(*, session: Session, tenant_id: int) -> Sequence[Asset]:
     return session.scalars(query).all()
 
 
-def _candidates(*, session: Session, tenant_id: int, ident: Identifier) -> list[Asset]:
-    query = (
-        select(Asset)
-        .join(AssetIdentifier)
-        .where(
-            AssetIdentifier.tenant_id == tenant_id,
-            AssetIdentifier.kind == ident.kind,
-            AssetIdentifier.value == ident.value,
-        )
-        .distinct()
-    )
-    return list(session.scalars(query).all())
-
-
-def _identifiers_of(asset: Asset) -> set[Identifier]:
-    return {Identifier(i.kind, i.value) for i in asset.identifiers}
-
-
-def find_match(*, session: Session, tenant_id: int, observation: AssetObservation) -> Asset | None:
-    """The existing asset this observation describes, by the documented rule, or None."""
-    by_kind: dict[str, list[Identifier]] = {}
-    for ident in observation.identifiers:
-        by_kind.setdefault(ident.kind, []).append(ident)
-    for kind in MATCH_ORDER:
-        for ident in by_kind.get(kind, []):
-            candidates = [
-                asset
-                for asset in _candidates(session=session, tenant_id=tenant_id, ident=ident)
-                if not conflicts(_identifiers_of(asset), observation.identifiers)
-            ]
-            if len(candidates) == 1:
-                return candidates[0]
-            if len(candidates) > 1 and kind == HOSTNAME:
-                return None  # an ambiguous short name merges nothing
-    return None
-
-
-def reconcile(*, session: Session, tenant_id: int, observation: AssetObservation) -> Asset:
-    """Attach ``observation`` to its asset (creating one if none matches); return the asset."""
-    asset = find_match(session=session, tenant_id=tenant_id, observation=observation)
-    if asset is None:
-        asset = Asset(
-            tenant_id=tenant_id, kind=observation.kind, display_name=observation.display_name
-        )
-        session.add(asset)
-        session.flush()
-    known = _identifiers_of(asset)
-    for ident in sorted(set(observation.identifiers) - known):
-        asset.identifiers.append(
-            AssetIdentifier(
-                tenant_id=tenant_id, asset_id=asset.id, kind=ident.kind, value=ident.value
-            )
-        )
-    if _prefer_name(asset.display_name, observation.display_name):
-        asset.display_name = observation.display_name
-    session.flush()
-    return asset
-
-
 def _prefer_name(current: str, offered: str) -> bool:
     """A real host name beats an opaque source id; a longer (qualified) name beats a short one."""
     if ":" in current and ":" not in offered:
         return True
     return "." in offered and "." not in current and offered.lower().startswith(current.lower())
+
+
+class IdentityIndex:
+    """The tenant's assets and identifiers in memory, with pending changes to write.
+
+    New assets get provisional negative ids until :meth:`flush` inserts them.
+    """
+
+    def __init__(self, tenant_id: int) -> None:
+        self.tenant_id = tenant_id
+        self._owners: dict[Identifier, set[int]] = defaultdict(set)
+        self._idents: dict[int, set[Identifier]] = defaultdict(set)
+        self._names: dict[int, str] = {}
+        self._kinds: dict[int, str] = {}
+        self._new_idents: list[tuple[int, Identifier]] = []
+        self._renamed: set[int] = set()
+        self._provisional = itertools.count(-1, -1)
+
+    @classmethod
+    def load(cls, *, session: Session, tenant_id: int) -> IdentityIndex:
+        """Read every asset and identifier of the tenant."""
+        index = cls(tenant_id)
+        for asset_id, kind, name in session.execute(
+            select(Asset.id, Asset.kind, Asset.display_name).where(Asset.tenant_id == tenant_id)
+        ):
+            index._names[asset_id] = name
+            index._kinds[asset_id] = kind
+        for asset_id, kind, value in session.execute(
+            select(AssetIdentifier.asset_id, AssetIdentifier.kind, AssetIdentifier.value).where(
+                AssetIdentifier.tenant_id == tenant_id
+            )
+        ):
+            ident = Identifier(kind, value)
+            index._owners[ident].add(asset_id)
+            index._idents[asset_id].add(ident)
+        return index
+
+    def match(self, observation: AssetObservation) -> int | None:
+        """The asset this observation describes, by the documented rule, or None."""
+        by_kind: dict[str, list[Identifier]] = defaultdict(list)
+        for ident in observation.identifiers:
+            by_kind[ident.kind].append(ident)
+        for kind in MATCH_ORDER:
+            for ident in by_kind.get(kind, ()):
+                candidates = [
+                    asset_id
+                    for asset_id in self._owners.get(ident, ())
+                    if not conflicts(self._idents[asset_id], observation.identifiers)
+                ]
+                if len(candidates) == 1:
+                    return candidates[0]
+                if len(candidates) > 1 and kind == HOSTNAME:
+                    return None  # an ambiguous short name merges nothing
+        return None
+
+    def reconcile(self, observation: AssetObservation) -> int:
+        """Attach the observation to its asset (a new one if none matches); return its id."""
+        asset_id = self.match(observation)
+        if asset_id is None:
+            asset_id = next(self._provisional)
+            self._names[asset_id] = observation.display_name
+            self._kinds[asset_id] = observation.kind
+        elif _prefer_name(self._names[asset_id], observation.display_name):
+            self._names[asset_id] = observation.display_name
+            self._renamed.add(asset_id)
+        known = self._idents[asset_id]
+        for ident in sorted(set(observation.identifiers) - known):
+            known.add(ident)
+            self._owners[ident].add(asset_id)
+            self._new_idents.append((asset_id, ident))
+        return asset_id
+
+    def flush(self, session: Session) -> dict[int, int]:
+        """Write new assets, identifiers and names; return provisional id -> real id."""
+        provisional = sorted((a for a in self._names if a < 0), reverse=True)
+        real: dict[int, int] = {}
+        if provisional:
+            inserted = session.scalars(
+                insert(Asset).returning(Asset.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "tenant_id": self.tenant_id,
+                        "kind": self._kinds[a],
+                        "display_name": self._names[a],
+                    }
+                    for a in provisional
+                ],
+            ).all()
+            real = dict(zip(provisional, inserted, strict=True))
+        self._rekey(real)
+        if self._new_idents:
+            session.execute(
+                insert(AssetIdentifier),
+                [
+                    {
+                        "tenant_id": self.tenant_id,
+                        "asset_id": real.get(a, a),
+                        "kind": i.kind,
+                        "value": i.value,
+                    }
+                    for a, i in self._new_idents
+                ],
+            )
+        for asset_id in self._renamed:
+            session.execute(
+                update(Asset).where(Asset.id == asset_id).values(display_name=self._names[asset_id])
+            )
+        self._new_idents.clear()
+        self._renamed.clear()
+        return real
+
+    def _rekey(self, real: dict[int, int]) -> None:
+        for old, new in real.items():
+            self._names[new] = self._names.pop(old)
+            self._kinds[new] = self._kinds.pop(old)
+            idents = self._idents.pop(old, set())
+            self._idents[new] = idents
+            for ident in idents:
+                self._owners[ident].discard(old)
+                self._owners[ident].add(new)
+
+
+def reconcile(*, session: Session, tenant_id: int, observation: AssetObservation) -> Asset:
+    """Reconcile one observation and return its asset (for single updates; ingest batches)."""
+    index = IdentityIndex.load(session=session, tenant_id=tenant_id)
+    asset_id = index.reconcile(observation)
+    asset_id = index.flush(session).get(asset_id, asset_id)
+    session.expire_all()
+    asset = session.get(Asset, asset_id)
+    if asset is None:
+        raise LookupError(f"asset {asset_id} vanished during reconciliation")
+    return asset

@@ -13,15 +13,9 @@ from claimready.assets.models import Asset
 from claimready.controls.definitions import CONTROLS, ControlDefinition
 from claimready.controls.engine import ControlResult, evaluate_edr
 from claimready.controls.models import Evaluation
-from claimready.evidence.models import Evidence
 from claimready.facts.query import assets_seen, latest_facts
+from claimready.facts.store import fact_paths
 from claimready.timeutil import format_utc
-
-
-def fact_files(*, session: Session, tenant_id: int, facts_dir: Path) -> list[Path]:
-    """Fact files of committed evidence of the tenant."""
-    lists = session.scalars(select(Evidence.facts_files).where(Evidence.tenant_id == tenant_id))
-    return [facts_dir / name for names in lists for name in names]
 
 
 def evaluate_control(
@@ -33,7 +27,7 @@ def evaluate_control(
     at: datetime,
 ) -> ControlResult:
     """The control's status at ``at`` from facts observed in its freshness window."""
-    files = fact_files(session=session, tenant_id=tenant_id, facts_dir=facts_dir)
+    files = fact_paths(session=session, tenant_id=tenant_id, facts_dir=facts_dir, until=at)
     seen = assets_seen(files=files, tenant_id=tenant_id, at=at)
     rows = session.execute(select(Asset.id, Asset.kind).where(Asset.tenant_id == tenant_id))
     kinds: dict[int, str] = dict(rows.tuples().all())

@@ -6,7 +6,8 @@ from claimready.assets.models import Asset, AssetIdentifier
 from claimready.controls.models import Evaluation
 from claimready.db.base import Base
 from claimready.evidence.models import Evidence
+from claimready.facts.models import FactFile
 from claimready.sources.models import Source
 from claimready.tenants.models import Tenant
 
-__all__ = ["Asset", "AssetIdentifier", "Base", "Evaluation", "Evidence", "Source", "Tenant"]
+__all__ = ["Asset", "AssetIdentifier", "Base", "Evaluation", "Evidence", "FactFile", "Source", "Tenant"]

@@ -41,5 +41,4 @@ class Evidence(Base):
     ledger_index: Mapped[int | None] = mapped_column(BigInteger, default=None)
     record_count: Mapped[int] = mapped_column(Integer, default=0)
     fact_count: Mapped[int] = mapped_column(Integer, default=0)
-    facts_files: Mapped[list[str]] = mapped_column(JSON, default=list)
     warnings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from claimready import __version__
 from claimready.app import App
-from claimready.assets import service as assets
+from claimready.assets.service import IdentityIndex
 from claimready.connectors.base import Connector, EvidenceFile, Normalized
 from claimready.connectors.registry import detect_connector, get_connector
 from claimready.db.engine import transaction
@@ -25,7 +25,9 @@ from claimready.evidence.models import (
     OBSERVED_FROM_USER,
     Evidence,
 )
-from claimready.facts.store import FactRow, remove_files, write_facts
+from claimready.evidence.normalization import Normalization, Summary, normalize_file
+from claimready.facts import store as fact_store
+from claimready.facts.store import FactRow, FactWriter
 from claimready.ledger.records import encode_record, evidence_collected
 from claimready.sources import service as sources
 from claimready.tenants import service as tenants
@@ -97,19 +99,22 @@ def ingest_file(
 ) -> IngestResult:
     """Store ``path`` as evidence of the tenant and derive its facts; all or nothing.
 
-    Order: normalize (nothing written if the file is bad), write the blob
-    (atomic and content-addressed, so a retry reuses it), then one database
-    transaction that records evidence, assets and the fact files. Fact files
-    written for a transaction that does not commit are removed again.
+    Order: normalize the whole file (nothing is written if any record is bad),
+    write the blob (atomic and content-addressed, so a retry reuses it), then
+    one database transaction that enters the evidence in the ledger and records
+    it, its assets and its fact files. Fact files written for a transaction
+    that does not commit are removed again.
     """
     size = _check_readable(path)
     with transaction(app.sessions) as session:
         tenants.get_by_slug_or_raise(session=session, slug=tenant_slug)
     connector, detected = choose_connector(path=path, source_kind=source_kind)
     collected_at = utcnow()
-    evidence_file = EvidenceFile(path=path, display_name=str(path), size=size)
-    normalized = connector.normalize(
-        evidence_file, observed_at=observed_at, collected_at=collected_at
+    normalization = normalize_file(
+        connector=connector,
+        evidence=EvidenceFile(path=path, display_name=str(path), size=size),
+        observed_at=observed_at,
+        collected_at=collected_at,
     )
     blob = app.blobs.put_file(path)
     request = _Request(
@@ -127,12 +132,18 @@ def ingest_file(
     written: list[str] = []
     try:
         with transaction(app.sessions) as session:
-            return _record(
-                session=session, app=app, request=request, normalized=normalized, written=written
+            result = _record(
+                session=session,
+                app=app,
+                request=request,
+                normalization=normalization,
+                written=written,
             )
     except BaseException:
-        remove_files(facts_dir=app.settings.facts_dir, files=written)
+        fact_store.remove_files(facts_dir=app.settings.facts_dir, files=written)
         raise
+    _compact_crowded_days(app=app, tenant_slug=tenant_slug)
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,62 +161,125 @@ class _Request:
 
 
 def _record(
-    *, session: Session, app: App, request: _Request, normalized: Normalized, written: list[str]
+    *,
+    session: Session,
+    app: App,
+    request: _Request,
+    normalization: Normalization,
+    written: list[str],
 ) -> IngestResult:
     tenant = tenants.get_by_slug_or_raise(session=session, slug=request.tenant_slug)
     existing = session.scalars(
         select(Evidence).where(Evidence.tenant_id == tenant.id, Evidence.sha256 == request.sha256)
     ).one_or_none()
     if existing is not None:
-        return _result(request, existing, normalized=None, duplicate=True)
+        return _result(request, existing, notes=[], assets=0, duplicate=True)
+    summary = normalization.summary
     source = sources.get_or_create(
         session=session, tenant_id=tenant.id, kind=request.connector.kind, name=request.source_name
     )
     origin, described = _observed(
-        normalized, given=request.observed_at, collected_at=request.collected_at
+        summary, given=request.observed_at, collected_at=request.collected_at
     )
     evidence = Evidence(
         tenant_id=tenant.id,
         source_id=source.id,
         sha256=request.sha256,
         size=request.size,
-        media_type=normalized.media_type,
+        media_type=summary.media_type,
         original_name=request.path.name,
         connector=request.connector.kind,
         connector_version=request.connector.version,
         collector=request.collector,
         collected_at=request.collected_at,
-        observed_from=normalized.observed_from,
+        observed_from=summary.observed_from,
         observed_to=described,
         observed_origin=origin,
-        record_count=normalized.record_count,
-        fact_count=len(normalized.facts),
+        record_count=summary.record_count,
+        fact_count=summary.fact_count,
         warnings=[
-            {"record": w.record, "field": w.field, "message": w.message}
-            for w in normalized.warnings
+            {"record": w.record, "field": w.field, "message": w.message} for w in summary.warnings
         ],
-        facts_files=[],
     )
     session.add(evidence)
     session.flush()
     _enter_in_ledger(app=app, request=request, evidence=evidence, source_name=source.name)
-    asset_ids = _reconcile(session=session, tenant_id=tenant.id, normalized=normalized)
-    rows = [
-        FactRow(asset_ids[f.asset_key], f.signal, f.value, f.observed_at) for f in normalized.facts
-    ]
-    written.extend(
-        write_facts(
-            facts_dir=app.settings.facts_dir,
-            tenant_id=tenant.id,
-            evidence_id=evidence.id,
-            ledger_index=evidence.ledger_index,
-            rows=rows,
-        )
+    assets = _store_facts(
+        session=session,
+        app=app,
+        tenant_id=tenant.id,
+        evidence=evidence,
+        normalization=normalization,
+        written=written,
     )
-    evidence.facts_files = list(written)
     source.last_evidence_at = request.collected_at
     session.flush()
-    return _result(request, evidence, normalized=normalized, duplicate=False, assets=asset_ids)
+    return _result(
+        request,
+        evidence,
+        notes=summary.notes,
+        assets=assets,
+        duplicate=False,
+        warning_count=summary.warning_count,
+    )
+
+
+def _store_facts(
+    *,
+    session: Session,
+    app: App,
+    tenant_id: int,
+    evidence: Evidence,
+    normalization: Normalization,
+    written: list[str],
+) -> int:
+    """Reconcile assets and write facts batch by batch; return how many assets were seen.
+
+    The files written are added to ``written`` so the caller can remove them
+    should the transaction not commit.
+    """
+    index = IdentityIndex.load(session=session, tenant_id=tenant_id)
+    writer = FactWriter(
+        facts_dir=app.settings.facts_dir,
+        tenant_id=tenant_id,
+        evidence_id=evidence.id,
+        ledger_index=evidence.ledger_index,
+    )
+    seen: set[int] = set()
+    try:
+        for batch in normalization.batches():
+            keys = {o.key: index.reconcile(o) for o in batch.observations}
+            real = index.flush(session)
+            keys = {k: real.get(a, a) for k, a in keys.items()}
+            seen.update(keys.values())
+            writer.add(_rows(batch, keys))
+        files = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    written.extend(f.path for f in files)
+    fact_store.register(session=session, tenant_id=tenant_id, files=files)
+    session.flush()
+    return len(seen)
+
+
+def _rows(batch: Normalized, keys: dict[str, int]) -> list[FactRow]:
+    try:
+        return [FactRow(keys[f.asset_key], f.signal, f.value, f.observed_at) for f in batch.facts]
+    except KeyError as exc:
+        raise InputError(
+            f"a fact names asset {exc.args[0]!r}, which the connector did not describe"
+        ) from exc
+
+
+def _compact_crowded_days(*, app: App, tenant_slug: str) -> None:
+    with transaction(app.sessions) as session:
+        tenant = tenants.get_by_slug_or_raise(session=session, slug=tenant_slug)
+        days = fact_store.crowded_days(session=session, tenant_id=tenant.id)
+    for day in days:
+        fact_store.compact(
+            sessions=app.sessions, tenant_id=tenant.id, facts_dir=app.settings.facts_dir, day=day
+        )
 
 
 def _enter_in_ledger(*, app: App, request: _Request, evidence: Evidence, source_name: str) -> None:
@@ -238,34 +312,30 @@ def _enter_in_ledger(*, app: App, request: _Request, evidence: Evidence, source_
 
 
 def _observed(
-    normalized: Normalized, *, given: datetime | None, collected_at: datetime
+    summary: Summary, *, given: datetime | None, collected_at: datetime
 ) -> tuple[str, datetime]:
     if given is not None:
         return OBSERVED_FROM_USER, given
-    if normalized.observed_to is not None:
-        return OBSERVED_FROM_CONTENT, normalized.observed_to
+    if summary.observed_to is not None:
+        return OBSERVED_FROM_CONTENT, summary.observed_to
     return OBSERVED_FROM_COLLECTION, collected_at
-
-
-def _reconcile(*, session: Session, tenant_id: int, normalized: Normalized) -> dict[str, int]:
-    asset_ids: dict[str, int] = {}
-    for observation in normalized.observations:
-        asset = assets.reconcile(session=session, tenant_id=tenant_id, observation=observation)
-        asset_ids[observation.key] = asset.id
-    missing = {f.asset_key for f in normalized.facts} - asset_ids.keys()
-    if missing:
-        raise InputError(f"facts name assets the connector did not describe: {sorted(missing)[:3]}")
-    return asset_ids
 
 
 def _result(
     request: _Request,
     evidence: Evidence,
     *,
-    normalized: Normalized | None,
+    notes: list[str],
+    assets: int,
     duplicate: bool,
-    assets: dict[str, int] | None = None,
+    warning_count: int | None = None,
 ) -> IngestResult:
+    shown = [
+        f"record {w['record']}: field {w['field']!r}: {w['message']}" for w in evidence.warnings
+    ]
+    hidden = (warning_count or len(shown)) - len(shown)
+    if hidden > 0:
+        shown.append(f"... and {hidden} more warnings")
     return IngestResult(
         tenant=request.tenant_slug,
         connector=evidence.connector,
@@ -276,15 +346,13 @@ def _result(
         duplicate=duplicate,
         record_count=evidence.record_count,
         fact_count=evidence.fact_count,
-        asset_count=len(set((assets or {}).values())),
+        asset_count=assets,
         observed_to=evidence.observed_to,
         observed_origin=evidence.observed_origin,
         collected_at=evidence.collected_at,
         ledger_index=evidence.ledger_index,
-        warnings=[
-            f"record {w['record']}: field {w['field']!r}: {w['message']}" for w in evidence.warnings
-        ],
-        notes=list(normalized.notes) if normalized else [],
+        warnings=shown,
+        notes=notes,
     )
 
 

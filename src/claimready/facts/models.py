@@ -1,9 +1,15 @@
-"""The fact type produced by connectors and stored as Parquet."""
+"""The fact type produced by connectors, and the registry of Parquet fact files."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from claimready.db.base import Base, UTCDateTime
+from claimready.timeutil import utcnow
 
 FactValue = bool | float | int | str | datetime
 
@@ -32,3 +38,23 @@ class StoredFact:
     observed_at: datetime
     evidence_id: int
     ledger_index: int | None
+
+
+class FactFile(Base):
+    """One committed Parquet file of one tenant's facts for one observed day.
+
+    A file counts only once its row is committed: ingest writes the file,
+    then commits the row; compaction commits the merged file's row and removes
+    the rows of the files it replaced in the same transaction, then unlinks them.
+    """
+
+    __tablename__ = "fact_files"
+    __table_args__ = (Index("ix_fact_files_tenant_day", "tenant_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    evidence_count: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -53,3 +53,52 @@ def test_sqlite_runs_with_wal_and_foreign_keys(tmp_path: object) -> None:
 def test_unsupported_database_urls_are_explained(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make_engine(url)
+
+
+def test_upgrade_from_0001_keeps_fact_files_of_existing_evidence(database_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, revision="0001")
+        now = "2026-01-02 03:04:05"
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO tenants (id, slug, name, timezone, created_at)"
+                    " VALUES (1, 'acme', 'Acme', 'UTC', :now)"
+                ),
+                {"now": now},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO sources (id, tenant_id, kind, name, created_at)"
+                    " VALUES (1, 1, 'defender', 'defender', :now)"
+                ),
+                {"now": now},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO evidence (id, tenant_id, source_id, sha256, size, media_type,"
+                    " original_name, connector, connector_version, collector, collected_at,"
+                    " stored_at, observed_to, observed_origin, record_count, fact_count,"
+                    " facts_files, warnings) VALUES (1, 1, 1, :sha, 10, 'application/json',"
+                    " 'm.json', 'defender', '1.0', 'me', :now, :now, :now, 'content', 2, 8,"
+                    " :files, '[]')"
+                ),
+                {
+                    "sha": "a" * 64,
+                    "now": now,
+                    "files": '["tenant=1/day=2026-01-01/e1.parquet"]',
+                },
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT tenant_id, day, path, rows FROM fact_files")
+            ).all()
+        assert [(r[0], str(r[1]), r[2], r[3]) for r in rows] == [
+            (1, "2026-01-01", "tenant=1/day=2026-01-01/e1.parquet", 8)
+        ]
+    finally:
+        engine.dispose()

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Names this deployment in ledger origins: <deployment>/claimready/<tenant>",
     )
     retention_days: int = Field(default=2555, ge=1, le=36500)
+    sources_file: Path | None = Field(
+        default=None,
+        description="YAML file declaring each tenant's sources, schedules and expected "
+        "reporting intervals. Default: <data_dir>/sources.yaml",
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -68,6 +73,11 @@ class Settings(BaseSettings):
     def effective_blob_store(self) -> str:
         """The blob store location, defaulting to ``<data_dir>/blobs``."""
         return self.blob_store or str(self.data_dir / "blobs")
+
+    @property
+    def effective_sources_file(self) -> Path:
+        """The sources declaration file, defaulting to ``<data_dir>/sources.yaml``."""
+        return self.sources_file or self.data_dir / "sources.yaml"
 
     @property
     def facts_dir(self) -> Path:

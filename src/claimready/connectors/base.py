@@ -9,12 +9,15 @@ re-derive facts from the ledger.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
+
 from claimready.assets.identity import AssetObservation
+from claimready.errors import UsageError
 from claimready.facts.models import Fact
 
 
@@ -73,6 +76,14 @@ class Normalized:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """One raw artifact fetched from a live source, exactly as the source returned it."""
+
+    name: str
+    data: bytes
+
+
 class Connector(ABC):
     """Base class for connectors; subclasses set the class attributes and implement both methods."""
 
@@ -82,6 +93,21 @@ class Connector(ABC):
     formats: tuple[str, ...]
     signals: tuple[SignalSpec, ...]
     blind_spots: tuple[str, ...]
+
+    live: bool = False
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """Fetch raw evidence from the source's API (connectors with ``live = True``).
+
+        The result is stored untouched and normalized by :meth:`normalize`, so a
+        live collection and an imported export of the same data give the same facts.
+        """
+        raise UsageError(
+            f"source kind {self.kind!r} has no live collection; export a file and use "
+            "claimready ingest"
+        )
 
     @abstractmethod
     def detect(self, *, name: str, head: bytes) -> bool:

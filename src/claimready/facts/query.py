@@ -60,17 +60,7 @@ def latest_facts(
     params = [[str(f) for f in files], tenant_id, at, since, list(signals)]
     with _connect() as connection:
         table = connection.execute(_LATEST_SQL, params).to_arrow_table()
-    return [
-        StoredFact(
-            asset_id=int(row["asset_id"]),
-            signal=str(row["signal"]),
-            value=_value(row),
-            observed_at=row["observed_at"],
-            evidence_id=int(row["evidence_id"]),
-            ledger_index=row["ledger_index"],
-        )
-        for row in table.to_pylist()
-    ]
+    return [_stored(row) for row in table.to_pylist()]
 
 
 def assets_seen(*, files: Sequence[Path], tenant_id: int, at: datetime) -> list[int]:
@@ -81,3 +71,53 @@ def assets_seen(*, files: Sequence[Path], tenant_id: int, at: datetime) -> list[
     with _connect() as connection:
         rows = connection.execute(_ASSETS_SQL, params).fetchall()
     return [int(r[0]) for r in rows]
+
+
+_LIST_SQL = """
+SELECT asset_id, signal, value_bool, value_num, value_text, value_time,
+       observed_at, evidence_id, ledger_index
+FROM read_parquet(?)
+WHERE tenant_id = ?
+  AND (? IS NULL OR asset_id = ?)
+  AND (? IS NULL OR signal = ? OR starts_with(signal, ? || '.'))
+ORDER BY observed_at DESC, asset_id, signal
+LIMIT ?
+"""
+
+
+def list_facts(
+    *,
+    files: Sequence[Path],
+    tenant_id: int,
+    asset_id: int | None = None,
+    signal: str | None = None,
+    limit: int = 1000,
+) -> list[StoredFact]:
+    """Facts of the tenant, newest first, optionally of one asset and one signal (or prefix)."""
+    if not files:
+        return []
+    params = [
+        [str(f) for f in files],
+        tenant_id,
+        asset_id,
+        asset_id,
+        signal,
+        signal,
+        signal,
+        limit,
+    ]
+    with _connect() as connection:
+        table = connection.execute(_LIST_SQL, params).to_arrow_table()
+    return [_stored(row) for row in table.to_pylist()]
+
+
+def _stored(row: dict[str, object]) -> StoredFact:
+    ledger_index = row["ledger_index"]
+    return StoredFact(
+        asset_id=int(str(row["asset_id"])),
+        signal=str(row["signal"]),
+        value=_value(row),
+        observed_at=row["observed_at"],  # type: ignore[arg-type]
+        evidence_id=int(str(row["evidence_id"])),
+        ledger_index=None if ledger_index is None else int(str(ledger_index)),
+    )

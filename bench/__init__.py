@@ -1,0 +1,1 @@
+"""claimready's benchmarks: ``python -m bench [name ...] [--quick]``."""

@@ -8,6 +8,7 @@ docs/benchmarks.md with the machine they ran on.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 
 BENCHMARKS: dict[str, str] = {
@@ -33,7 +34,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"== {name}: not available ({exc.name})", flush=True)
             continue
         print(f"== {name}", flush=True)
-        module.main(flags)
+        entry = module.main
+        if inspect.signature(entry).parameters:
+            entry(flags)
+        else:
+            sys.argv = [BENCHMARKS[name], *flags]
+            entry()
 
 
 if __name__ == "__main__":

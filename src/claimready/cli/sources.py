@@ -16,6 +16,7 @@ from claimready.app import App
 from claimready.assets import service as assets
 from claimready.cli.options import JsonOption, TenantOption
 from claimready.cli.output import emit_json, stdout, warn
+from claimready.connectors import catalog
 from claimready.db.engine import transaction
 from claimready.facts.query import list_facts
 from claimready.facts.store import fact_paths
@@ -35,6 +36,7 @@ def register(root: typer.Typer) -> None:
     root.add_typer(cli, name="sources")
     root.command("collect")(collect)
     root.command("facts")(facts)
+    root.command("connectors")(connectors)
 
 
 @cli.callback()
@@ -174,5 +176,33 @@ def facts(
         asset_name = f"{names.get(r.asset_id, '?')} (#{r.asset_id})"
         table.add_row(
             asset_name, r.signal, value, format_utc(r.observed_at), str(r.evidence_id), ledger
+        )
+    stdout().print(table)
+
+
+def connectors(
+    markdown_output: Annotated[
+        bool, typer.Option("--markdown", help="Print the Markdown tables used in the docs")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """List the connectors: what each reads, the signals it emits, and its blind spots."""
+    if markdown_output:
+        stdout().print(catalog.markdown(), markup=False, end="", soft_wrap=True)
+        return
+    entries = catalog.catalog()
+    if json_output:
+        emit_json(entries)
+        return
+    table = Table(title="connectors")
+    for column in ("kind", "tool", "reads", "signals", "live"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(
+            e["kind"],
+            e["title"],
+            "\n".join(e["formats"]),
+            "\n".join(s["name"] for s in e["signals"]),
+            "yes" if e["live"] else "-",
         )
     stdout().print(table)

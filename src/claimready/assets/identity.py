@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 SOURCE_ID = "source_id"
 CLOUD_ID = "cloud_id"
@@ -53,9 +54,8 @@ _PLACEHOLDER_SERIALS = frozenset(
 _HEX = re.compile(r"[0-9a-f]{12}")
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Identifier:
-    """A normalized identifier: its kind and value."""
+class Identifier(NamedTuple):
+    """A normalized identifier: its kind and value (a tuple: cheap to build, hash and sort)."""
 
     kind: str
     value: str
@@ -83,9 +83,12 @@ def normalize_fqdn(name: str) -> str | None:
     return fqdn if "." in fqdn and not fqdn.startswith(".") else None
 
 
+_MAC_SEPARATORS = str.maketrans("", "", ":-. ")
+
+
 def normalize_mac(mac: str) -> str | None:
     """``aa:bb:cc:dd:ee:ff`` from any common spelling; None for null or broadcast MACs."""
-    digits = re.sub(r"[^0-9a-fA-F]", "", mac).lower()
+    digits = mac.translate(_MAC_SEPARATORS).lower()
     if not _HEX.fullmatch(digits) or digits in ("000000000000", "ffffffffffff"):
         return None
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))

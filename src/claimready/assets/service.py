@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from claimready.assets.identity import (
@@ -64,19 +65,25 @@ class IdentityIndex:
     def load(cls, *, session: Session, tenant_id: int) -> IdentityIndex:
         """Read every asset and identifier of the tenant."""
         index = cls(tenant_id)
-        for asset_id, kind, name in session.execute(
-            select(Asset.id, Asset.kind, Asset.display_name).where(Asset.tenant_id == tenant_id)
+        connection = session.connection()  # Core rows: no ORM overhead for large tenants
+        assets = cast(Table, Asset.__table__)
+        for asset_id, kind, name in connection.execute(
+            select(assets.c.id, assets.c.kind, assets.c.display_name).where(
+                assets.c.tenant_id == tenant_id
+            )
         ):
             index._names[asset_id] = name
             index._kinds[asset_id] = kind
-        for asset_id, kind, value in session.execute(
-            select(AssetIdentifier.asset_id, AssetIdentifier.kind, AssetIdentifier.value).where(
-                AssetIdentifier.tenant_id == tenant_id
+        identifiers = cast(Table, AssetIdentifier.__table__)
+        owners, idents = index._owners, index._idents
+        for asset_id, kind, value in connection.execute(
+            select(identifiers.c.asset_id, identifiers.c.kind, identifiers.c.value).where(
+                identifiers.c.tenant_id == tenant_id
             )
         ):
             ident = Identifier(kind, value)
-            index._owners[ident].add(asset_id)
-            index._idents[asset_id].add(ident)
+            owners[ident].add(asset_id)
+            idents[asset_id].add(ident)
         return index
 
     def match(self, observation: AssetObservation) -> int | None:
@@ -119,8 +126,9 @@ class IdentityIndex:
         provisional = sorted((a for a in self._names if a < 0), reverse=True)
         real: dict[int, int] = {}
         if provisional:
+            table = cast(Table, Asset.__table__)
             inserted = session.scalars(
-                insert(Asset).returning(Asset.id, sort_by_parameter_order=True),
+                insert(table).returning(table.c.id, sort_by_parameter_order=True),
                 [
                     {
                         "tenant_id": self.tenant_id,
@@ -134,7 +142,7 @@ class IdentityIndex:
         self._rekey(real)
         if self._new_idents:
             session.execute(
-                insert(AssetIdentifier),
+                insert(cast(Table, AssetIdentifier.__table__)),
                 [
                     {
                         "tenant_id": self.tenant_id,

@@ -10,4 +10,13 @@ from claimready.facts.models import FactFile
 from claimready.sources.models import Source
 from claimready.tenants.models import Tenant
 
-__all__ = ["Asset", "AssetIdentifier", "Base", "Evaluation", "Evidence", "FactFile", "Source", "Tenant"]
+__all__ = [
+    "Asset",
+    "AssetIdentifier",
+    "Base",
+    "Evaluation",
+    "Evidence",
+    "FactFile",
+    "Source",
+    "Tenant",
+]

@@ -121,7 +121,7 @@ def run_loop(
     on_cycle: Callable[[CycleReport], None],
     tenant: str | None = None,
 ) -> int:
-    """Run a cycle every ``every`` seconds until ``stop`` is set or ``cycles`` ran; return how many."""
+    """Run a cycle every ``every`` seconds until stopped or ``cycles`` ran; return how many."""
     done = 0
     while not stop.is_set() and (cycles is None or done < cycles):
         on_cycle(run_cycle(app=app, http=http, tenant=tenant))

@@ -1,0 +1,210 @@
+"""Benchmark of the streaming Nessus v2 connector.
+
+1. Throughput: a synthetic report built from real ReportHost/ReportItem shapes
+   is normalized by the connector and, in the same run, by a straightforward
+   baseline (a full ``xml.etree`` parse with one Python dict per item); both
+   rates in findings (ReportItems) per second and their ratio are printed.
+2. Memory: a report of ``--size`` bytes (default 1 GB) is streamed through
+   ``normalize_batches`` in a child process whose peak RSS is reported.
+
+Usage::
+
+    python bench/connectors_nessus.py                  # 100 MB throughput, 1 GB memory
+    python bench/connectors_nessus.py --size 50MB --throughput-size 20MB
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from claimready.connectors.base import EvidenceFile
+from claimready.connectors.builtin.nessus import NessusConnector
+
+# The samples folder sits beside the repository; a copy may be named with --samples.
+DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "nessus"
+COLLECTED = datetime(2026, 1, 1, tzinfo=UTC)
+TARGET_RATE = 50_000
+TARGET_RSS = 1 << 30
+_UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``1GB``, ``200MB``, ``512KB`` or a plain byte count."""
+    raw = text.strip().upper()
+    for unit, factor in _UNITS.items():
+        if raw.endswith(unit):
+            return int(float(raw[: -len(unit)]) * factor)
+    return int(raw)
+
+
+def _shapes(samples: Path) -> tuple[str, list[str]]:
+    """HostProperties and ReportItems from the samples, without pretty-printing indentation."""
+    items: list[str] = []
+    properties = ""
+    for path in sorted(samples.glob("*.nessus")):
+        text = path.read_text()
+        items.extend(re.findall(r"<ReportItem .*?</ReportItem>", text, re.S))
+        found = re.search(r"<HostProperties>.*?</HostProperties>", text, re.S)
+        if found and "HOST_END_TIMESTAMP" in found.group(0):
+            properties = found.group(0)
+    if not items or not properties:
+        raise SystemExit(f"no Nessus samples with HOST_END_TIMESTAMP under {samples}")
+    flatten = re.compile(r">\s+<")
+    return flatten.sub(">\n<", properties), [flatten.sub(">\n<", item) for item in items]
+
+
+def _hosts(properties: str, items: list[str]) -> Iterator[str]:
+    number = 0
+    while True:
+        name = f"host{number}.corp.example.com"
+        props = properties.replace("testphp.vulnweb.com", name)
+        body = "\n".join(items)
+        yield f'<ReportHost name="{name}">{props}\n{body}\n</ReportHost>\n'
+        number += 1
+
+
+def generate(path: Path, size: int, samples: Path) -> int:
+    """Write a report of about ``size`` bytes; the number of ReportItems written."""
+    properties, items = _shapes(samples)
+    written = 0
+    findings = 0
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write('<?xml version="1.0" ?>\n<NessusClientData_v2>\n<Report name="bench">\n')
+        for host in _hosts(properties, items):
+            handle.write(host)
+            written += len(host)
+            findings += len(items)
+            if written >= size:
+                break
+        handle.write("</Report>\n</NessusClientData_v2>\n")
+    return findings
+
+
+def _evidence(path: Path) -> EvidenceFile:
+    return EvidenceFile(path=path, display_name=path.name, size=path.stat().st_size)
+
+
+def run_connector(path: Path) -> int:
+    """Facts produced by the connector's ``normalize``."""
+    result = NessusConnector().normalize(_evidence(path), observed_at=None, collected_at=COLLECTED)
+    return len(result.facts)
+
+
+def run_baseline(path: Path) -> int:
+    """The straightforward way: parse the whole tree, one dict per item, then aggregate."""
+    tree = ET.parse(path)  # noqa: S314 - the benchmark's own generated file
+    summaries = 0
+    for host in tree.getroot().iter("ReportHost"):
+        records: list[dict[str, Any]] = []
+        for item in host.iter("ReportItem"):
+            record: dict[str, Any] = dict(item.attrib)
+            for child in item:
+                record.setdefault(child.tag, []).append((child.text or "").strip())
+            records.append(record)
+        open_ = [r for r in records if int(r["severity"]) >= 1]
+        cves = {c for r in open_ for c in r.get("cve", [])}
+        scores = [
+            float((r.get("cvss3_base_score") or r.get("cvss_base_score") or ["0"])[0])
+            for r in open_
+        ]
+        counts = {s: sum(r["severity"] == s for r in open_) for s in ("2", "3", "4")}
+        summaries += len(cves) + len(counts) + (1 if scores else 0) + len(open_)
+    return summaries
+
+
+def _timed(label: str, function: Any, path: Path, findings: int) -> float:
+    start = time.perf_counter()
+    function(path)
+    elapsed = time.perf_counter() - start
+    rate = findings / elapsed
+    print(f"{label:<32} {elapsed:8.2f} s  {rate:12,.0f} findings/s")
+    return rate
+
+
+def throughput(folder: Path, size: int, samples: Path) -> None:
+    """Connector versus baseline on the same generated file."""
+    path = folder / "throughput.nessus"
+    findings = generate(path, size, samples)
+    print(f"throughput file: {path.stat().st_size / 1e6:,.0f} MB, {findings:,} findings")
+    ours = _timed("connector normalize (streamed)", run_connector, path, findings)
+    base = _timed("baseline etree + dicts", run_baseline, path, findings)
+    verdict = "meets" if ours >= TARGET_RATE else "misses"
+    print(f"ratio connector/baseline: {ours / base:.2f}x ({verdict} the {TARGET_RATE:,}/s target)")
+
+
+def child_peak_rss(path: Path) -> None:
+    """Stream ``path`` through ``normalize_batches`` and print this process's peak RSS in bytes."""
+    facts = 0
+    hosts = 0
+    for batch in NessusConnector().normalize_batches(
+        _evidence(path), observed_at=None, collected_at=COLLECTED
+    ):
+        facts += len(batch.facts)
+        hosts += batch.record_count
+    print(f"{_peak_rss()} {hosts} {facts}")
+
+
+def _peak_rss() -> int:
+    """Peak RSS in bytes of this process image.
+
+    ``ru_maxrss`` survives exec on Linux, so a child forked from a process that
+    already used much memory would report the parent's peak; ``VmHWM`` is reset.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def memory(folder: Path, size: int, samples: Path) -> None:
+    """Peak RSS of a child process streaming a report of ``size`` bytes."""
+    path = folder / "memory.nessus"
+    findings = generate(path, size, samples)
+    start = time.perf_counter()
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", str(path)], check=True, capture_output=True, text=True
+    ).stdout.split()
+    elapsed = time.perf_counter() - start
+    peak, hosts, facts = (int(v) for v in output)
+    verdict = "under" if peak < TARGET_RSS else "OVER"
+    print(
+        f"memory file: {path.stat().st_size / 1e9:.2f} GB, {findings:,} findings, {hosts:,} hosts, "
+        f"{facts:,} facts in {elapsed:.1f} s ({findings / elapsed:,.0f} findings/s)"
+    )
+    print(f"peak RSS streaming it: {peak / (1 << 20):,.0f} MiB ({verdict} the 1 GiB target)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the throughput and memory measurements."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1GB", help="memory test file size (1GB, 50MB, ...)")
+    parser.add_argument("--throughput-size", default="100MB", help="throughput file size")
+    parser.add_argument(
+        "--samples", type=Path, default=DEFAULT_SAMPLES, help="folder of .nessus samples"
+    )
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child is not None:
+        child_peak_rss(args.child)
+        return
+    with tempfile.TemporaryDirectory(prefix="claimready-bench-") as name:
+        folder = Path(name)
+        throughput(folder, parse_size(args.throughput_size), args.samples)
+        memory(folder, parse_size(args.size), args.samples)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,24 +1,60 @@
-"""Print ledger performance figures: ``python -m bench.ledger [--entries N]``."""
+"""Ledger performance figures, side by side with the alternatives, in one run.
+
+``python -m bench.ledger`` runs the full sizes; ``--quick`` runs small sizes
+as a smoke test (its figures are not comparable). Each figure is printed with
+its target and, where there is one, the ratio to the alternative.
+
+pymerkle (GPL) is never a dependency: it is installed into a throwaway
+virtual environment under ``bench/ledger/.cache`` and run there in a subprocess.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import random
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from claimready.blobs.local import LocalBlobStore
+from claimready.blobs.verify import rehash_blobs
 from claimready.ledger import merkle
 from claimready.ledger.keys import KeyRing
 from claimready.ledger.log import Ledger
 from claimready.ledger.proof import verify_receipt
+from claimready.ledger.records import encode_record, evidence_collected
 from claimready.ledger.storage import FileStorage
 from claimready.ledger.verify import verify_log
+from claimready.timeutil import utcnow
 
 ORIGIN = "bench.example/claimready/bench"
+CACHE = Path(__file__).resolve().parent / ".cache"
+PYMERKLE = "pymerkle==7.0.0"
+GIT = shutil.which("git") or "git"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each benchmark runs."""
+
+    entries: int
+    big_log: int
+    locker_files: int
+    blob_bytes: int
+
+
+FULL = Sizes(entries=1_000_000, big_log=10_000_000, locker_files=10_000, blob_bytes=2 << 30)
+QUICK = Sizes(entries=20_000, big_log=200_000, locker_files=512, blob_bytes=64 << 20)
 
 
 def _entry(i: int) -> bytes:
@@ -36,92 +72,394 @@ def _per_call_us(fn: Callable[[int], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls * 1e6
 
 
-def bench_proofs(leaves: int) -> None:
-    store = merkle.LevelStore()
+def report(name: str, figure: str, target: str = "", met: bool | None = None) -> None:
+    """Print one figure with its target and whether it is met."""
+    verdict = "" if met is None else ("  [met]" if met else "  [MISSED]")
+    suffix = f"  (target {target})" if target else ""
+    print(f"{name}: {figure}{suffix}{verdict}", flush=True)
+
+
+@contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A temporary directory, removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- in-memory tree, and pymerkle side by side ------------------------------------
+
+
+def bench_proofs(leaves: int) -> tuple[float, float]:
+    """Build an in-memory tree over ``leaves`` entries; return (build s, proof us)."""
+    data = [_entry(i) for i in range(leaves)]
     start = time.perf_counter()
-    store.extend([merkle.leaf_hash(_entry(i)) for i in range(leaves)])
-    print(f"level store build, {leaves:,} leaves: {time.perf_counter() - start:.2f} s")
+    store = merkle.LevelStore()
+    store.extend([merkle.leaf_hash(e) for e in data])
+    build = time.perf_counter() - start
     root = store.root()
     rng = random.Random(1)
     picks = [rng.randrange(leaves) for _ in range(10_000)]
-    proofs = [merkle.inclusion_proof(i, leaves, store) for i in picks]
     gen = _per_call_us(lambda k: merkle.inclusion_proof(picks[k], leaves, store), len(picks))
-    hashes = [merkle.leaf_hash(_entry(i)) for i in picks]
+    proofs = [merkle.inclusion_proof(i, leaves, store) for i in picks]
+    hashes = [merkle.leaf_hash(data[i]) for i in picks]
     ver = _per_call_us(
         lambda k: merkle.verify_inclusion(
             index=picks[k], size=leaves, leaf=hashes[k], proof=proofs[k], root=root
         ),
         len(picks),
     )
-    print(f"inclusion proof, {leaves:,} leaves: generate {gen:.1f} us, verify {ver:.1f} us")
+    report(f"in-memory build, {leaves:,} leaves (leaf hashes + tree)", f"{build:.2f} s")
+    report("inclusion proof, generate", f"{gen:.1f} us", "<= 20 us", gen <= 20)
+    report("inclusion proof, verify", f"{ver:.1f} us", "<= 15 us", ver <= 15)
+    return build, gen
+
+
+def _pymerkle_python() -> Path:
+    venv = CACHE / "pymerkle-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", PYMERKLE],
+            check=True,
+            capture_output=True,
+        )
+    return python
+
+
+def bench_pymerkle(leaves: int, ours: tuple[float, float]) -> None:
+    """The same build and 10,000 proofs with pymerkle, in its own interpreter."""
+    try:
+        python = _pymerkle_python()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        report("pymerkle", f"not measured: cannot install {PYMERKLE} ({exc})")
+        return
+    side = Path(__file__).with_name("pymerkle_side.py")
+    out = subprocess.run(
+        [str(python), str(side), str(leaves)], check=True, capture_output=True, text=True
+    )
+    theirs = json.loads(out.stdout)
+    build_ratio = theirs["build_s"] / ours[0]
+    proof_ratio = theirs["proof_us"] / ours[1]
+    report(
+        f"pymerkle {theirs['version']} build, {leaves:,} leaves",
+        f"{theirs['build_s']:.2f} s vs ours {ours[0]:.2f} s: {build_ratio:.1f}x",
+        ">= 5x",
+        build_ratio >= 5,
+    )
+    report(
+        f"pymerkle {theirs['version']} inclusion proof",
+        f"{theirs['proof_us']:.1f} us vs ours {ours[1]:.1f} us: {proof_ratio:.1f}x",
+        ">= 5x",
+        proof_ratio >= 5,
+    )
+
+
+# -- the ledger on disk --------------------------------------------------------
+
+
+def _batches(count: int, size: int) -> Iterator[list[bytes]]:
+    for start in range(0, count, size):
+        yield [_entry(i) for i in range(start, min(count, start + size))]
 
 
 def bench_appends(root: Path, entries: int) -> Ledger:
+    """Sequencing, integration and one-at-a-time appends."""
     ring = KeyRing(root / "keys", name=ORIGIN)
     ledger = Ledger.open(directory=root / "log", origin=ORIGIN, keyring=ring)
-    data = [_entry(i) for i in range(entries)]
+    data = list(_batches(entries, 256))
     start = time.perf_counter()
-    for i in range(0, entries, 256):
-        ledger.append_many(data[i : i + 256])
-    seq = time.perf_counter() - start
+    for batch in data:
+        ledger.append_many(batch)
+    rate = entries / (time.perf_counter() - start)
+    report("append_many, 256 entries per fdatasync", f"{rate:,.0f}/s", ">= 100,000/s", rate >= 1e5)
     start = time.perf_counter()
     ledger.integrate()
-    integ = time.perf_counter() - start
-    print(f"append_many (256 per fsync): {entries / seq:,.0f} entries/s sequenced")
-    print(f"integrate {entries:,} (tiles, bundles, checkpoint): {entries / integ:,.0f} entries/s")
+    rate = entries / (time.perf_counter() - start)
+    report(f"integrate {entries:,} pending entries", f"{rate:,.0f}/s")
+    one = data[0][0]
     start = time.perf_counter()
-    for i in range(2000):
-        ledger.append(data[i])
-    print(f"append one at a time: {2000 / (time.perf_counter() - start):,.0f} entries/s")
+    for _ in range(2000):
+        ledger.append(one)
+    rate = 2000 / (time.perf_counter() - start)
+    report("append one at a time, fdatasync each", f"{rate:,.0f}/s", ">= 3,000/s", rate >= 3000)
     start = time.perf_counter()
-    for i in range(0, 25_600, 256):
-        ledger.append_many(data[i : i + 256])
+    for batch in data[:100]:
+        ledger.append_many(batch)
         ledger.integrate()
-    rate = 25_600 / (time.perf_counter() - start)
-    print(f"append_many + integrate per 256 (checkpoint each): {rate:,.0f} entries/s")
+    rate = 256 * min(100, len(data)) / (time.perf_counter() - start)
+    report("append_many + integrate per 256 (a checkpoint each)", f"{rate:,.0f}/s")
     return ledger
 
 
-def bench_ledger_reads(ledger: Ledger, root: Path) -> None:
+def bench_reads(ledger: Ledger, root: Path) -> None:
+    """Proofs from tiles and receipt checks."""
     size = ledger.size
     rng = random.Random(2)
     picks = [rng.randrange(size) for _ in range(10_000)]
-    for i in picks[:2000]:
-        ledger.inclusion_proof(i, size)
     gen = _per_call_us(lambda k: ledger.inclusion_proof(picks[k], size), len(picks))
-    print(f"inclusion proof from tiles (warm cache), {size:,} leaves: {gen:.1f} us")
-    vkeys = KeyRing(root / "keys", name=ORIGIN).verifiers()
+    report(f"inclusion proof from tiles, random leaves over {size:,}", f"{gen:.1f} us")
+    vkeys = KeyRing(root / "keys", name=ORIGIN).vkeys()
     receipts = [ledger.receipt(i) for i in picks[:1000]]
-    us = _per_call_us(lambda k: verify_receipt(receipts[k], None, vkeys), len(receipts))
-    print(f"receipt check incl. Ed25519 signature: {us / 1000:.3f} ms")
+    ms = _per_call_us(lambda k: verify_receipt(receipts[k], None, vkeys), len(receipts)) / 1000
+    report("receipt check incl. Ed25519 signature", f"{ms:.3f} ms", "<= 0.2 ms", ms <= 0.2)
 
 
 def bench_verify(root: Path, size: int) -> None:
+    """Full verification with one worker and with every core."""
     vkeys = KeyRing(root / "keys", name=ORIGIN).verifiers()
-    for workers in (1, os.cpu_count() or 1):
+    for workers in sorted({1, len(os.sched_getaffinity(0))}):
         start = time.perf_counter()
         verify_log(
             storage=FileStorage(root / "log"), origin=ORIGIN, verifiers=vkeys, workers=workers
         )
         rate = size / (time.perf_counter() - start)
-        print(f"full verification, {workers} worker(s): {rate:,.0f} entries/s")
+        target = ">= 1,000,000/s" if workers > 1 else ""
+        report(
+            f"full verification, {size:,} entries, {workers} worker(s)",
+            f"{rate:,.0f}/s",
+            target,
+            rate >= 1e6 if workers > 1 else None,
+        )
 
 
-def main() -> None:
-    """Run every benchmark and print the figures."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--entries", type=int, default=1_000_000)
-    args = parser.parse_args()
-    bench_proofs(args.entries)
-    root = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
-    try:
-        ledger = bench_appends(root, args.entries)
-        bench_ledger_reads(ledger, root)
+def build_big_log(root: Path, entries: int) -> None:
+    """A log of ``entries`` entries written by append_many (4,096 per call)."""
+    ring = KeyRing(root / "keys", name=ORIGIN)
+    start = time.perf_counter()
+    with Ledger.open(directory=root / "log", origin=ORIGIN, keyring=ring) as ledger:
+        for number, batch in enumerate(_batches(entries, 4096), 1):
+            ledger.append_many(batch)
+            if number % 64 == 0:
+                ledger.integrate()
+        ledger.integrate()
+    report(f"build a {entries:,}-entry log (append_many + integrate)", _took(start))
+
+
+def _took(start: float) -> str:
+    return f"{time.perf_counter() - start:.1f} s"
+
+
+def bench_verify_big(root: Path, entries: int) -> None:
+    """Verify a large log in a fresh process and report its peak memory."""
+    build_big_log(root, entries)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.ledger", "--verify-child", str(root)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    found = json.loads(out.stdout)
+    rate = found["size"] / found["seconds"]
+    report(
+        f"full verification, {found['size']:,} entries, {found['workers']} workers",
+        f"{rate:,.0f}/s",
+        ">= 1,000,000/s",
+        rate >= 1e6,
+    )
+    peak = found["main_mib"] + found["workers"] * found["worker_mib"]
+    report(
+        "peak RSS while verifying (main + workers, each at its peak)",
+        f"{found['main_mib']:.0f} + {found['workers']} x {found['worker_mib']:.0f} MiB"
+        f" = {peak:.0f} MiB",
+        "< 512 MiB",
+        peak < 512,
+    )
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak RSS (VmHWM). Unlike ru_maxrss it is not inherited across exec."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def verify_child(root: Path) -> None:
+    """Entry point of the subprocess that verifies a log and measures its memory."""
+    vkeys = KeyRing(root / "keys", name=ORIGIN).verifiers()
+    workers = len(os.sched_getaffinity(0))
+    start = time.perf_counter()
+    found = verify_log(
+        storage=FileStorage(root / "log"), origin=ORIGIN, verifiers=vkeys, workers=workers
+    )
+    seconds = time.perf_counter() - start
+    main_kib = _peak_rss_kib()
+    worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "size": found.size,
+                "seconds": seconds,
+                "workers": workers,
+                "main_mib": main_kib / 1024,
+                "worker_mib": worker_kib / 1024,
+            }
+        )
+    )
+
+
+# -- an evidence locker in git versus the blob store and the ledger -------------
+
+
+def _evidence_files(directory: Path, count: int) -> list[Path]:
+    directory.mkdir()
+    rng = random.Random(3)
+    paths = []
+    for i in range(count):
+        path = directory / f"evidence-{i:05d}.json"
+        body = {"id": i, "rows": [rng.getrandbits(64) for _ in range(100)]}
+        path.write_bytes(json.dumps(body).encode().ljust(2048))
+        paths.append(path)
+    return paths
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        [
+            GIT,
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=b@example.invalid",
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def git_locker(repo: Path, files: list[Path]) -> float:
+    """Auditree-style locker: copy each batch of 256 into a git repo, add, commit."""
+    _git(repo.parent, "init", "-q", str(repo))
+    start = time.perf_counter()
+    for number in range(0, len(files), 256):
+        folder = repo / "raw" / f"batch-{number // 256:04d}"
+        folder.mkdir(parents=True)
+        for path in files[number : number + 256]:
+            shutil.copyfile(path, folder / path.name)
+        _git(repo, "add", "-A", str(folder))
+        _git(repo, "commit", "-q", "-m", f"evidence batch {number // 256}")
+    return time.perf_counter() - start
+
+
+def blob_ledger_locker(root: Path, files: list[Path]) -> float:
+    """Our path: put_file, an evidence.collected record each, append_many + integrate per 256."""
+    store = LocalBlobStore(root / "blobs", default_retention_days=0)
+    ring = KeyRing(root / "keys", name=ORIGIN)
+    now = utcnow()
+    start = time.perf_counter()
+    with Ledger.open(directory=root / "log", origin=ORIGIN, keyring=ring) as ledger:
+        for number in range(0, len(files), 256):
+            records = []
+            for path in files[number : number + 256]:
+                ref = store.put_file(path)
+                record = evidence_collected(
+                    actor="connector:bench",
+                    tenant="bench",
+                    blob_sha256=ref.sha256,
+                    size=ref.size,
+                    media_type="application/json",
+                    source_kind="bench",
+                    source_name=path.name,
+                    tool="bench",
+                    tool_version="1",
+                    collector="bench",
+                    observed_from=now,
+                    observed_to=None,
+                    collected_at=now,
+                )
+                records.append(encode_record(record))
+            ledger.append_many(records)
+            ledger.integrate()
+    return time.perf_counter() - start
+
+
+def bench_locker(root: Path, count: int) -> None:
+    """The same evidence files into a git locker and into the blob store + ledger."""
+    files = _evidence_files(root / "source", count)
+    git_s = git_locker(root / "locker", files)
+    ours_s = blob_ledger_locker(root / "ours", files)
+    ratio = git_s / ours_s
+    report(
+        f"git locker, {count:,} files of 2 KiB, a commit per 256",
+        f"{count / git_s:,.0f} files/s vs blob store + ledger {count / ours_s:,.0f} files/s:"
+        f" {ratio:.1f}x",
+        ">= 20x",
+        ratio >= 20,
+    )
+
+
+# -- blob re-hashing -------------------------------------------------------------
+
+
+def bench_rehash(root: Path, total: int) -> None:
+    """Re-hash a local blob store of ``total`` bytes (8 MiB blobs, page cache warm)."""
+    store = LocalBlobStore(root / "blobs", default_retention_days=0)
+    block = 8 << 20
+    seed = os.urandom(block)
+    for i in range(max(1, total // block)):
+        store.put_bytes(i.to_bytes(8, "big") + seed[8:])
+    workers = len(os.sched_getaffinity(0))
+    start = time.perf_counter()
+    found = rehash_blobs(store, workers=workers)
+    rate = found.bytes / (time.perf_counter() - start) / 1e9
+    report(
+        f"blob re-hash, {found.blobs:,} blobs, {found.bytes / 2**20:,.0f} MiB, {workers} workers",
+        f"{rate:.2f} GB/s",
+        ">= 1 GB/s",
+        rate >= 1,
+    )
+
+
+# -- runner --------------------------------------------------------------------
+
+
+def _machine() -> str:
+    model = "unknown CPU"
+    with Path("/proc/cpuinfo").open(encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    cores = len(os.sched_getaffinity(0))
+    return f"{cores} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
+
+
+def run(sizes: Sizes) -> None:
+    """Every benchmark, in order."""
+    print(f"machine: {_machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    ours = bench_proofs(sizes.entries)
+    bench_pymerkle(sizes.entries, ours)
+    with scratch("ledger-bench-") as root:
+        ledger = bench_appends(root, sizes.entries)
+        bench_reads(ledger, root)
         size = ledger.size
         ledger.close()
         bench_verify(root, size)
-    finally:
-        shutil.rmtree(root)
+    with scratch("ledger-bench-big-") as root:
+        bench_verify_big(root, sizes.big_log)
+    with scratch("ledger-bench-locker-") as root:
+        bench_locker(root, sizes.locker_files)
+    with scratch("ledger-bench-blobs-") as root:
+        bench_rehash(root, sizes.blob_bytes)
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ledger")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--verify-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.verify_child is not None:
+        verify_child(args.verify_child)
+        return
+    run(QUICK if args.quick else FULL)
 
 
 if __name__ == "__main__":

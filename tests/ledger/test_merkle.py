@@ -237,3 +237,20 @@ def test_sigstore_accepts_our_inclusion_proofs(case: tuple[int, int]) -> None:
     proof.root_hash = merkle.EMPTY_ROOT
     with pytest.raises(Exception, match="invalid root hash"):
         sigstore_merkle.verify_merkle_inclusion(cast(Any, entry))
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=12))
+def test_level_store_extend_in_batches_equals_one_by_one(batches: list[int]) -> None:
+    hashes = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(sum(batches))]
+    batched, single = merkle.LevelStore(), merkle.LevelStore()
+    position = 0
+    for count in batches:
+        batched.extend(hashes[position : position + count])
+        position += count
+    for leaf in hashes:
+        single.append(leaf)
+    assert batched.size == single.size == len(hashes)
+    assert batched.root() == single.root() == merkle.tree_hash(hashes)
+    for level in range(len(hashes).bit_length()):
+        for index in range(len(hashes) >> level):
+            assert batched.subtree(level, index) == single.subtree(level, index)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from claimready.errors import InputError, VerificationError
-from claimready.ledger import tiles
+from claimready.ledger import merkle, tiles
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,28 @@ def test_bundle_rejects_truncation_and_oversize() -> None:
         tiles.decode_bundle(data[:-1], path="tile/entries/000.p/2")
     with pytest.raises(InputError):
         tiles.encode_bundle([b"x" * (tiles.MAX_ENTRY_SIZE + 1)])
+
+
+@given(st.lists(st.binary(max_size=300), max_size=40), st.integers(min_value=0, max_value=3))
+def test_bundle_leaf_hashes_match_the_reference(entries: list[bytes], cut: int) -> None:
+    data = tiles.encode_bundle(entries)
+    assert tiles.bundle_leaf_hashes(data) == [merkle.leaf_hash(e) for e in entries]
+    if data and cut:
+        truncated = data[: max(0, len(data) - cut)]
+        try:
+            expected: list[bytes] | None = tiles.decode_bundle(truncated)
+        except VerificationError:
+            expected = None
+        if expected is None:
+            with pytest.raises(ValueError):
+                tiles.bundle_leaf_hashes(truncated)
+        else:
+            assert tiles.bundle_leaf_hashes(truncated) == [merkle.leaf_hash(e) for e in expected]
+
+
+@given(st.integers(min_value=0, max_value=8))
+def test_subtree_root_is_the_tree_hash(height: int) -> None:
+    hashes = [merkle.leaf_hash(bytes([i % 256, i // 256])) for i in range(1 << height)]
+    assert tiles.subtree_root(hashes) == merkle.tree_hash(hashes)
+    with pytest.raises(ValueError):
+        tiles.subtree_root(hashes * 3)

@@ -76,7 +76,7 @@ def verify(
         slugs = tenant or [t.slug for t in tenants.get_all(session=session)]
         for slug in slugs:
             tenants.get_by_slug_or_raise(session=session, slug=slug)
-    reports = [verify_tenant(app=app, tenant_slug=slug, rehash_blobs=blobs) for slug in slugs]
+    reports = [verify_tenant(app=app, tenant_slug=slug, rehash=blobs) for slug in slugs]
     if json_output:
         emit_json([r.as_dict() for r in reports])
         return

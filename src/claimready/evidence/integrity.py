@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from claimready.app import App
+from claimready.blobs.verify import rehash_blobs
 from claimready.db.engine import transaction
 from claimready.errors import VerificationError
 from claimready.evidence.models import Evidence
@@ -56,7 +57,7 @@ def read_entry(storage: Storage, *, index: int, size: int) -> bytes:
     return entries[position]
 
 
-def verify_tenant(*, app: App, tenant_slug: str, rehash_blobs: bool = True) -> TenantVerification:
+def verify_tenant(*, app: App, tenant_slug: str, rehash: bool = True) -> TenantVerification:
     """Verify the tenant's ledger, re-hash its blobs, and cross-check its evidence records."""
     storage = app.ledger_storage(tenant_slug)
     with transaction(app.sessions) as session:
@@ -72,19 +73,8 @@ def verify_tenant(*, app: App, tenant_slug: str, rehash_blobs: bool = True) -> T
                 f"{len(rows)} evidence records but no ledger", subject=f"tenant {tenant_slug}"
             )
         return TenantVerification(tenant_slug, 0, 0, 0, 0, 0, "")
-    rehashed: list[str] = []
-
-    def blob_check(record: dict[str, Any]) -> None:
-        if record.get("type") == EVIDENCE_COLLECTED and rehash_blobs:
-            sha256 = record["blob"]["sha256"]
-            app.blobs.rehash(sha256)
-            rehashed.append(sha256)
-
     report = verify_log(
-        storage=storage,
-        origin=app.origin(tenant_slug),
-        verifiers=app.keyring.verifiers(),
-        blob_check=blob_check,
+        storage=storage, origin=app.origin(tenant_slug), verifiers=app.keyring.verifiers()
     )
     for evidence_id, sha256, index in rows:
         subject = f"evidence {evidence_id}"
@@ -95,12 +85,16 @@ def verify_tenant(*, app: App, tenant_slug: str, rehash_blobs: bool = True) -> T
             raise VerificationError(
                 f"ledger entry {index} does not record blob {sha256}", subject=subject
             )
+    # Blobs of the records the database cites (each now proven to be in the ledger),
+    # re-hashed in parallel across processes.
+    digests = sorted({sha256 for _, sha256, _ in rows})
+    blobs = rehash_blobs(app.blobs, digests=digests).blobs if rehash else 0
     return TenantVerification(
         tenant=tenant_slug,
         entries=report.size,
         checkpoints=report.checkpoints,
         tiles=report.tiles,
-        blobs=len(set(rehashed)),
+        blobs=blobs,
         evidence=len(rows),
         root=report.root.hex(),
     )

@@ -286,17 +286,42 @@ class LevelStore:
         self.size += 1
 
     def extend(self, leaves: Sequence[bytes]) -> None:
-        """Append several leaf hashes."""
-        for leaf in leaves:
-            self.append(leaf)
+        """Append several leaf hashes, hashing each level's new parents in one pass."""
+        if any(len(leaf) != HASH_SIZE for leaf in leaves):
+            raise ValueError(f"leaf hashes must be {HASH_SIZE} bytes")
+        levels, sha256, node = self._levels, _sha256, _NODE
+        current = list(leaves)
+        levels[0] += b"".join(current)
+        level = 0
+        while True:
+            below = levels[level]
+            if level + 1 == len(levels):
+                levels.append(bytearray())
+            above = levels[level + 1]
+            first, stop = len(above) // HASH_SIZE, len(below) // (2 * HASH_SIZE)
+            if first == stop:
+                break
+            # New parents pair hashes from index 2 * first; at most one of
+            # those was stored before this call (a left sibling left waiting).
+            known = len(below) // HASH_SIZE - len(current)
+            if 2 * first < known:
+                current.insert(0, bytes(below[2 * first * HASH_SIZE : known * HASH_SIZE]))
+            paired = 2 * (stop - first)
+            current = [
+                sha256(node + left + right).digest()
+                for left, right in zip(current[0:paired:2], current[1:paired:2], strict=True)
+            ]
+            above += b"".join(current)
+            level += 1
+        self.size += len(leaves)
 
     def subtree(self, level: int, index: int) -> bytes:
         """Hash of the complete subtree ``(level, index)``."""
         start = index * HASH_SIZE
-        data = self._levels[level]
-        if start + HASH_SIZE > len(data):
+        value = bytes(self._levels[level][start : start + HASH_SIZE])
+        if len(value) != HASH_SIZE:
             raise IndexError(f"subtree ({level}, {index}) is not complete")
-        return bytes(data[start : start + HASH_SIZE])
+        return value
 
     def root(self, size: int | None = None) -> bytes:
         """MTH of the first ``size`` leaves (all of them by default)."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,6 +46,7 @@ ED25519_TYPE = 0x01
 MAX_SIGNATURES = 100
 _DASH = "\u2014 "
 _PRIVATE_PREFIX = "PRIVATE+KEY+"
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 
 
 def key_id(name: str, public_key: bytes) -> bytes:
@@ -53,8 +56,11 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def b64decode_strict(text: str) -> bytes:
     """Decode standard base64, rejecting any non-canonical encoding of the bytes."""
-    raw = base64.b64decode(text, validate=True)
-    if base64.b64encode(raw).decode() != text:
+    if not text.isascii():
+        raise binascii.Error("base64 text is not ASCII")
+    encoded = text.encode("ascii")
+    raw = binascii.a2b_base64(encoded, strict_mode=True)
+    if binascii.b2a_base64(raw, newline=False) != encoded:
         raise binascii.Error("non-canonical base64")
     return raw
 
@@ -78,7 +84,15 @@ class Verifier:
 
     @classmethod
     def from_vkey(cls, vkey: str) -> Verifier:
-        """Parse ``<name>+<hex key ID>+<base64(0x01 || public key)>``."""
+        """Parse ``<name>+<hex key ID>+<base64(0x01 || public key)>``.
+
+        Parsed keys are cached: a reviewer checking many receipts passes the
+        same key text each time.
+        """
+        return _parse_vkey(vkey)
+
+    @classmethod
+    def _parse(cls, vkey: str) -> Verifier:
         parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise InputError(f"verifier key {vkey!r} is not name+keyid+key")
@@ -108,6 +122,11 @@ class Verifier:
         except InvalidSignature:
             return False
         return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_vkey(vkey: str) -> Verifier:
+    return Verifier._parse(vkey)
 
 
 @dataclass(frozen=True)
@@ -184,7 +203,7 @@ class NoteSignature:
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise InputError("note text must end with a newline")
-    if any(ord(ch) < 0x20 and ch != "\n" for ch in text):
+    if _CONTROL.search(text):
         raise InputError("note text contains a control character")
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from claimready.errors import InputError, StorageError, VerificationError
-from claimready.ledger.merkle import HASH_SIZE, NODE_HASH_PREFIX
+from claimready.ledger.merkle import HASH_SIZE, LEAF_HASH_PREFIX, NODE_HASH_PREFIX
 
 __all__ = [
     "MAX_ENTRY_SIZE",
@@ -23,11 +23,13 @@ __all__ = [
     "TILE_WIDTH",
     "TileCache",
     "TileHashReader",
+    "bundle_leaf_hashes",
     "decode_bundle",
     "encode_bundle",
     "encode_index",
     "entries_path",
     "expand_tile",
+    "subtree_root",
     "tile_path",
     "tile_width",
 ]
@@ -39,6 +41,7 @@ MAX_ENTRY_SIZE = 0xFFFF
 """Entry bundles length-prefix each entry with a big-endian uint16."""
 
 _NODE = bytes([NODE_HASH_PREFIX])
+_LEAF = bytes([LEAF_HASH_PREFIX])
 _sha256 = hashlib.sha256
 
 
@@ -117,6 +120,44 @@ def decode_bundle(data: bytes, *, path: str = "entry bundle") -> list[bytes]:
         return list(iter_bundle(data))
     except ValueError as exc:
         raise VerificationError(str(exc), subject=path) from exc
+
+
+def bundle_leaf_hashes(data: bytes) -> list[bytes]:
+    """RFC 9162 leaf hashes of every entry of a bundle, in one pass.
+
+    Equivalent to ``[leaf_hash(e) for e in iter_bundle(data)]`` without
+    materialising the entries (this is the inner loop of full verification).
+    Raises ValueError on a truncated entry.
+    """
+    sha256, prefix = _sha256, _LEAF
+    out: list[bytes] = []
+    append = out.append
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            start = pos + 2
+            pos = start + ((data[pos] << 8) | data[pos + 1])
+            append(sha256(prefix + data[start:pos]).digest())
+    except IndexError:
+        raise ValueError(f"truncated length prefix at byte {end - 1}") from None
+    if pos > end:
+        raise ValueError(f"entry at byte {start - 2} runs past the end of the bundle")
+    return out
+
+
+def subtree_root(hashes: Sequence[bytes]) -> bytes:
+    """Root of the complete subtree over a power-of-two number of hashes."""
+    count = len(hashes)
+    if count == 0 or count & (count - 1):
+        raise ValueError(f"{count} hashes do not form a complete subtree")
+    sha256, prefix = _sha256, _NODE
+    current = list(hashes)
+    while len(current) > 1:
+        current = [
+            sha256(prefix + left + right).digest()
+            for left, right in zip(current[0::2], current[1::2], strict=True)
+        ]
+    return current[0]
 
 
 def expand_tile(hashes: bytes) -> list[bytes]:

@@ -15,10 +15,13 @@ checkpoint size.
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from claimready.errors import ClaimreadyError, InputError, StorageError, VerificationError
@@ -27,13 +30,15 @@ from claimready.ledger.checkpoint import Checkpoint, open_checkpoint
 from claimready.ledger.log import CHECKPOINT_PATH, checkpoint_path
 from claimready.ledger.note import Verifier
 from claimready.ledger.records import decode_record
-from claimready.ledger.storage import Storage
+from claimready.ledger.storage import FileStorage, Storage
 from claimready.ledger.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
     TileCache,
+    bundle_leaf_hashes,
     decode_bundle,
     entries_path,
+    subtree_root,
     tile_path,
     tile_width,
 )
@@ -43,8 +48,7 @@ __all__ = ["BlobCheck", "VerifyReport", "verify_log"]
 BlobCheck = Callable[[dict[str, Any]], None]
 """Called with each decoded record; raises VerificationError if its blob is wrong."""
 
-_CHUNK_TILES = 16
-_PARALLEL_MIN_TILES = 64
+_RANGE_TILES = TILE_WIDTH
 _HASH = merkle.HASH_SIZE
 
 
@@ -133,47 +137,58 @@ def _check_prefixes(
             raise VerificationError("differs from the rebuilt tree", subject=path)
 
 
-def _verify_bundle(context: _Context, tile: int, cache: TileCache) -> bytes:
-    """Re-hash one bundle, compare with its level-0 tile; return the leaf hashes."""
+def _mismatch(stored: bytes, rebuilt: bytes, width: int) -> int:
+    """Position of the first hash where two tiles differ."""
+    return next(
+        (
+            i
+            for i in range(width)
+            if stored[i * _HASH : (i + 1) * _HASH] != rebuilt[i * _HASH : (i + 1) * _HASH]
+        ),
+        width,
+    )
+
+
+def _verify_bundle(context: _Context, tile: int, cache: TileCache | None) -> None:
+    """Re-hash one bundle and compare it with its level-0 tile and the level-1 hash above.
+
+    The stored tile is compared with the rebuilt one in a single comparison;
+    only on a mismatch is the first differing entry located.
+    """
     storage, size = context.storage, context.size
     width = tile_width(0, tile, size)
     bundle_path = entries_path(tile, width)
     bundle = _read(storage, bundle_path)
-    entries = decode_bundle(bundle, path=bundle_path)
-    if len(entries) != width:
+    try:
+        leaves = bundle_leaf_hashes(bundle)
+    except ValueError as exc:
+        raise VerificationError(str(exc), subject=bundle_path) from exc
+    if len(leaves) != width:
         raise VerificationError(
-            f"holds {len(entries)} entries, expected {width}", subject=bundle_path
+            f"holds {len(leaves)} entries, expected {width}", subject=bundle_path
         )
-    leaf = merkle.leaf_hash
-    hashes = b"".join([leaf(e) for e in entries])
+    hashes = b"".join(leaves)
     hash_path = tile_path(0, tile, width)
     stored = _read(storage, hash_path)
     if stored != hashes:
-        pos = next(
-            (
-                i
-                for i in range(width)
-                if stored[i * _HASH : (i + 1) * _HASH] != hashes[i * _HASH : (i + 1) * _HASH]
-            ),
-            width,
-        )
+        pos = _mismatch(stored, hashes, width)
         raise VerificationError(
             f"does not match hash {pos} of {hash_path} (bundle {bundle_path})",
             subject=f"entry {tile * TILE_WIDTH + pos}",
         )
     if context.blob_check is not None:
-        _check_blobs(context.blob_check, entries, tile * TILE_WIDTH)
-    levels = cache.put(0, tile, hashes)
+        _check_blobs(context.blob_check, decode_bundle(bundle, path=bundle_path), tile * TILE_WIDTH)
     if width == TILE_WIDTH:
         above = context.high[0][tile * _HASH : (tile + 1) * _HASH]
-        if levels[-1] != above:
+        if subtree_root(leaves) != above:
             raise VerificationError(
                 f"root of {hash_path} does not match hash {tile} at tree level 8",
                 subject=tile_path(1, tile // TILE_WIDTH, tile_width(1, tile // TILE_WIDTH, size)),
             )
+    if cache is not None:
+        cache.put(0, tile, hashes)
     _check_prefixes(storage, tile_path(0, tile), hashes, _HASH, have=width)
     _check_prefixes(storage, entries_path(tile), bundle, None, have=width)
-    return hashes
 
 
 def _check_blobs(blob_check: BlobCheck, entries: Sequence[bytes], first: int) -> None:
@@ -219,8 +234,6 @@ def _verify_checkpoints(context: _Context, tile: int, reader: _Reader) -> int:
 
 
 def _positions(sizes: Sequence[int], lo: int, hi: int) -> Iterator[int]:
-    import bisect
-
     start = bisect.bisect_left(sizes, lo)
     stop = bisect.bisect_right(sizes, hi)
     return iter(range(start, stop))
@@ -234,17 +247,30 @@ def _init_worker(context: _Context) -> None:
     _WORKER_CONTEXT = context
 
 
+def _has_checkpoint(sizes: Sequence[int], tile: int) -> bool:
+    position = bisect.bisect_left(sizes, tile * TILE_WIDTH + 1)
+    return position < len(sizes) and sizes[position] <= (tile + 1) * TILE_WIDTH
+
+
+def _verify_tiles(context: _Context, bounds: tuple[int, int]) -> None:
+    """Verify level-0 tiles ``[start, stop)`` and the checkpoints ending in them."""
+    cache = TileCache(context.storage, limit=8)
+    reader = _Reader(context, cache)
+    sizes = context.checkpoint_sizes
+    for tile in range(*bounds):
+        with_checkpoint = _has_checkpoint(sizes, tile)
+        _verify_bundle(context, tile, cache if with_checkpoint else None)
+        if with_checkpoint:
+            _verify_checkpoints(context, tile, reader)
+
+
 def _verify_range(bounds: tuple[int, int]) -> tuple[int, str, str | None] | None:
     """Worker: verify level-0 tiles ``[start, stop)``; return an error, not raise it."""
     context = _WORKER_CONTEXT
     if context is None:
         return bounds[0], "verification worker has no context", None
-    cache = TileCache(context.storage, limit=8)
-    reader = _Reader(context, cache)
     try:
-        for tile in range(*bounds):
-            _verify_bundle(context, tile, cache)
-            _verify_checkpoints(context, tile, reader)
+        _verify_tiles(context, bounds)
     except VerificationError as exc:
         return bounds[0], exc.problem, exc.subject
     except ClaimreadyError as exc:
@@ -345,19 +371,37 @@ def verify_log(
     return VerifyReport(size=size, root=root, checkpoints=len(sizes), tiles=tiles)
 
 
+def _default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - platforms without affinity
+        return os.cpu_count() or 1
+
+
 def _run_ranges(context: _Context, tiles: int, workers: int | None) -> None:
-    ranges = [(a, min(a + _CHUNK_TILES, tiles)) for a in range(0, tiles, _CHUNK_TILES)]
-    count = workers if workers is not None else (os.cpu_count() or 1)
-    if context.blob_check is not None or count <= 1 or tiles < _PARALLEL_MIN_TILES:
-        _init_worker(context)
-        results: Iterator[tuple[int, str, str | None] | None] = map(_verify_range, ranges)
-        _raise_first(results)
+    """Verify every level-0 tile, in ranges of one level-1 tile (65,536 entries) each.
+
+    Ranges run in worker processes when the objects are local files (hashing
+    is CPU-bound), in threads for other storage (reads are latency-bound and
+    a storage client is not safe to share across a fork), and in this
+    process when ``blob_check`` is given or there is only one range.
+    """
+    ranges = [(a, min(a + _RANGE_TILES, tiles)) for a in range(0, tiles, _RANGE_TILES)]
+    count = min(workers if workers is not None else _default_workers(), len(ranges))
+    if context.blob_check is not None or count <= 1:
+        for bounds in ranges:
+            _verify_tiles(context, bounds)
+        return
+    if not isinstance(context.storage, FileStorage):
+        with ThreadPoolExecutor(count) as threads:
+            for _ in threads.map(partial(_verify_tiles, context), ranges):
+                pass
         return
     pool = multiprocessing.get_context("fork").Pool(
         count, initializer=_init_worker, initargs=(context,)
     )
     try:
-        _raise_first(pool.imap(_verify_range, ranges))
+        _raise_first(pool.imap_unordered(_verify_range, ranges))
     finally:
         pool.terminate()
         pool.join()

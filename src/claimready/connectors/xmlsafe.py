@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Protocol
 from xml.etree.ElementTree import Element, ParseError
 
-import defusedxml.ElementTree as defused_etree  # type: ignore[import-untyped]
-from defusedxml.common import (  # type: ignore[import-untyped]
+import defusedxml.ElementTree as defused_etree
+from defusedxml.common import (
     DefusedXmlException,
     EntitiesForbidden,
 )

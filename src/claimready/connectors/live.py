@@ -26,16 +26,17 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from claimready.connectors.base import EvidenceFile
+from claimready.connectors.base import Collected, EvidenceFile
 from claimready.connectors.files import parse_json
-from claimready.errors import ClaimreadyError, InputError
-from claimready.timeutil import utcnow
+from claimready.errors import ClaimreadyError, ConfigError, InputError
+from claimready.timeutil import parse_duration, utcnow
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -387,3 +388,49 @@ def odata_records(document: Any, *, where: str, what: str) -> list[Any]:
             f"expected an array, found {type(value).__name__}", file=where, field="value"
         )
     return value
+
+
+def _required(values: Mapping[str, str], name: str, *, what: str) -> str:
+    value = values.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"live collection needs the {what} {name!r}")
+    return value
+
+
+def microsoft_config(settings: Mapping[str, str], secrets: Mapping[str, str]) -> MicrosoftConfig:
+    """A Microsoft app registration from a source's declared settings and secrets.
+
+    Settings: ``tenant_id``, ``client_id`` (and optionally ``authority_url``,
+    ``graph_url``, ``defender_url``); secrets: ``client_secret``.
+    """
+    defaults = MicrosoftConfig(tenant_id="", client_id="", client_secret="")
+    return MicrosoftConfig(
+        tenant_id=_required(settings, "tenant_id", what="setting"),
+        client_id=_required(settings, "client_id", what="setting"),
+        client_secret=_required(secrets, "client_secret", what="secret"),
+        authority_url=settings.get("authority_url") or defaults.authority_url,
+        graph_url=settings.get("graph_url") or defaults.graph_url,
+        defender_url=settings.get("defender_url") or defaults.defender_url,
+    )
+
+
+def okta_config(settings: Mapping[str, str], secrets: Mapping[str, str]) -> OktaConfig:
+    """An Okta org from declared settings (``org_url``) and secrets (``api_token``)."""
+    return OktaConfig(
+        org_url=_required(settings, "org_url", what="setting"),
+        api_token=_required(secrets, "api_token", what="secret"),
+    )
+
+
+def lookback_start(settings: Mapping[str, str], *, default: str = "1d") -> datetime:
+    """Start of the collection window: now minus the ``lookback`` setting (e.g. ``2d``)."""
+    text = settings.get("lookback", default)
+    try:
+        return utcnow() - parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(f"setting 'lookback': {exc}") from exc
+
+
+def collected(kind: str, data: bytes, *, suffix: str = "json") -> Collected:
+    """A collected document named after its kind and the collection time."""
+    return Collected(f"{kind}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}.{suffix}", data)

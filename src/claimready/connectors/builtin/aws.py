@@ -39,10 +39,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import boto3
+import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
 from claimready.assets.identity import CLOUD_ID, AssetObservation, identifier, source_identifier
 from claimready.connectors.base import (
+    Collected,
     Connector,
     EvidenceFile,
     Normalized,
@@ -51,7 +54,7 @@ from claimready.connectors.base import (
 )
 from claimready.connectors.files import parse_json
 from claimready.connectors.jsonlines import Fields, read_time
-from claimready.connectors.live import CollectionError, Sleep, read_json_evidence
+from claimready.connectors.live import CollectionError, Sleep, collected, read_json_evidence
 from claimready.connectors.registry import hookimpl
 from claimready.errors import InputError
 from claimready.facts.models import Fact
@@ -125,6 +128,15 @@ class AwsCredentialReportConnector(Connector):
         "mfa_active does not say whether policies require MFA for API calls with access keys",
         "one report covers one AWS account",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """The IAM credential report (settings: ``region``, optional ``endpoint_url``)."""
+        client = aws_client("iam", settings, secrets)
+        return [collected(self.kind, collect_credential_report(client))]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """The credential report's CSV header, or the API's JSON with a text/csv report."""
@@ -306,6 +318,15 @@ class AwsSecurityHubConnector(Connector):
         "findings without a compliance status (GuardDuty, Inspector…) are not posture "
         "checks and are skipped",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """Active Security Hub findings (settings: ``region``, optional ``endpoint_url``)."""
+        client = aws_client("securityhub", settings, secrets)
+        return [collected(self.kind, collect_security_hub_findings(client))]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A GetFindings document: a Findings array of ASFF objects."""
@@ -496,3 +517,19 @@ def _json_default(value: object) -> str:
 def claimready_connectors() -> list[Connector]:
     """Register the AWS connectors."""
     return [AwsCredentialReportConnector(), AwsSecurityHubConnector()]
+
+
+def aws_client(service: str, settings: Mapping[str, str], secrets: Mapping[str, str]) -> Any:
+    """A boto3 client for a declared AWS source.
+
+    Settings: ``region``, optional ``endpoint_url`` (S3-compatible or test
+    servers); secrets: ``access_key_id``/``secret_access_key`` (and
+    ``session_token``), or none to use the usual AWS credential chain.
+    """
+    session = boto3.session.Session(
+        aws_access_key_id=secrets.get("access_key_id"),
+        aws_secret_access_key=secrets.get("secret_access_key"),
+        aws_session_token=secrets.get("session_token"),
+        region_name=settings.get("region") or None,
+    )
+    return session.client(service, endpoint_url=settings.get("endpoint_url") or None)  # type: ignore[call-overload]

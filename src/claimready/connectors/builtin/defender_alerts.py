@@ -23,6 +23,7 @@ no ``id``, a field of the wrong type) rejects the file.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,7 @@ import httpx
 
 from claimready.assets.identity import AssetObservation, host_identifiers, source_identifier
 from claimready.connectors.base import (
+    Collected,
     Connector,
     EvidenceFile,
     Normalized,
@@ -41,7 +43,10 @@ from claimready.connectors.live import (
     MicrosoftConfig,
     Sleep,
     collect_odata,
+    collected,
     fetch_microsoft_token,
+    lookback_start,
+    microsoft_config,
     odata_records,
     read_json_evidence,
 )
@@ -96,6 +101,16 @@ class DefenderAlertsConnector(Connector):
         "monitoring (pair with the machines connector for sensor health)",
         "alerts raised by other Microsoft 365 Defender products without a machine are skipped",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """Alerts created within the ``lookback`` window (default 1d) from the Defender API."""
+        config = microsoft_config(settings, secrets)
+        since = lookback_start(settings)
+        return [collected(self.kind, collect_defender_alerts(http, config, since=since))]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """An OData body naming the Alerts collection, or alert objects with a machine id."""

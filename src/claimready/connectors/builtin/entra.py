@@ -29,6 +29,7 @@ window (the newest sign-in in the file).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,6 +44,7 @@ from claimready.assets.identity import (
     source_identifier,
 )
 from claimready.connectors.base import (
+    Collected,
     Connector,
     EvidenceFile,
     Normalized,
@@ -54,7 +56,10 @@ from claimready.connectors.live import (
     MicrosoftConfig,
     Sleep,
     collect_odata,
+    collected,
     fetch_microsoft_token,
+    lookback_start,
+    microsoft_config,
     odata_records,
     read_json_evidence,
 )
@@ -125,6 +130,15 @@ class EntraRegistrationConnector(Connector):
         "Conditional Access or security defaults (see the sign-in log connector)",
         "the report needs an Entra ID P1/P2 licence; it omits accounts Graph does not list",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """Every user's registration details from Microsoft Graph."""
+        config = microsoft_config(settings, secrets)
+        return [collected(self.kind, collect_entra_registration(http, config))]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A Graph body naming userRegistrationDetails, or records with its MFA flags."""
@@ -260,6 +274,16 @@ class EntraSignInsConnector(Connector):
         "principal and managed identity sign-ins are not included",
         "a user with no sign-in in the window does not appear",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """Sign-ins within the ``lookback`` window (default 1d) from Microsoft Graph."""
+        config = microsoft_config(settings, secrets)
+        since = lookback_start(settings)
+        return [collected(self.kind, collect_entra_signins(http, config, since=since))]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A Graph body naming auditLogs/signIns, or records with sign-in fields."""

@@ -23,6 +23,7 @@ never a pass or a fail.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,6 +40,7 @@ from claimready.assets.identity import (
     source_identifier,
 )
 from claimready.connectors.base import (
+    Collected,
     Connector,
     EvidenceFile,
     Normalized,
@@ -50,7 +52,9 @@ from claimready.connectors.live import (
     MicrosoftConfig,
     Sleep,
     collect_odata,
+    collected,
     fetch_microsoft_token,
+    microsoft_config,
     odata_records,
     read_json_evidence,
 )
@@ -105,6 +109,15 @@ class IntuneConnector(Connector):
         "policy assigned can show as compliant",
         "state is as of the device's last check-in; check device.last_sync for staleness",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """Every managed device from Microsoft Graph."""
+        config = microsoft_config(settings, secrets)
+        return [collected(self.kind, collect_intune_devices(http, config))]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A Graph body naming managedDevices, or objects with Intune's compliance fields."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,7 @@ from claimready.assets.identity import (
     source_identifier,
 )
 from claimready.connectors.base import (
+    Collected,
     Connector,
     EvidenceFile,
     Normalized,
@@ -60,7 +62,10 @@ from claimready.connectors.live import (
     OktaConfig,
     Sleep,
     collect_okta_list,
+    collected,
     dump_document,
+    lookback_start,
+    okta_config,
     read_json_evidence,
 )
 from claimready.connectors.registry import hookimpl
@@ -141,6 +146,14 @@ class OktaUsersConnector(Connector):
         "the Users API omits DEPROVISIONED users unless asked for them by filter",
         "enrolment is not enforcement: sign-on policies decide whether MFA is required",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """Every user with enrolled factors from the Okta API."""
+        return [collected(self.kind, collect_okta_users(http, okta_config(settings, secrets)))]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A collector bundle, or an array of Okta User objects."""
@@ -316,6 +329,16 @@ class OktaLogsConnector(Connector):
         "a session whose MFA step falls outside the window looks single-factor",
         "sessions without an externalSessionId cannot be classified and are warned about",
     )
+
+    live = True
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """System Log events within the ``lookback`` window (default 1d)."""
+        config = okta_config(settings, secrets)
+        events = collect_okta_logs(http, config, since=lookback_start(settings))
+        return [collected(self.kind, events)]
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """LogEvent objects: eventType, published and actor, plus an Okta-only field."""

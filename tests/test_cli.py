@@ -26,14 +26,14 @@ def test_the_slice_end_to_end(run: Run, defender_sample: Path) -> None:
     assert "stored evidence 1" in out and "2 records -> 2 assets, 6 facts" in out
     assert "field 'lastSeen'" in err
     code, out, _ = run("evaluate", "--tenant", "acme", "--json")
-    results = _json(out)
-    assert code == 0 and [(r["control_id"], r["status"]) for r in results] == [
-        ("edr-healthy", "fail")
-    ]
+    controls = {c["id"]: c for c in _json(out)["controls"]}
+    assert code == 0 and controls["edr-coverage"]["at"]["status"] == "fail"
+    assert controls["edr-coverage"]["at"]["evidence_ids"] == [1]
     code, out, _ = run("report", "--tenant", "acme")
-    assert code == 0 and "edr-healthy" in out and "not onboarded to EDR" in out
+    assert code == 0 and "edr-coverage" in out and "edr.onboarded=False" in out
     code, out, _ = run("report", "--tenant", "acme", "--json")
-    report = _json(out)["controls"][0]
+    report = next(c for c in _json(out)["controls"] if c["id"] == "edr-coverage")
+    assert report["status"] == "fail" and report["provable"] is True
     assert report["evidence"][0]["file"] == defender_sample.name
     assert {a["status"] for a in report["assets"]} == {"fail", "unverified"}
 

@@ -1,119 +1,158 @@
-"""The EDR control on the sample and on a generated fleet, at several moments."""
+"""Evaluation over time on a stored tenant: gaps, stored-before, exceptions, tuning, incremental."""
 
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from claimready.app import App
-from claimready.controls.definitions import EDR_HEALTHY
-from claimready.controls.engine import AssetStatus, ControlResult, aggregate
-from claimready.controls.models import FAIL, PASS, UNVERIFIED
-from claimready.controls.service import evaluate_control, latest_evaluations
-from claimready.db.engine import transaction
+from claimready.controls.service import EvaluateRequest, add_exception, evaluate, tune
 from claimready.demo.generate import FleetFaults, defender_machines
 from claimready.evidence.service import ingest_file
+from claimready.ledger.records import decode_record
 from claimready.tenants.models import Tenant
-from claimready.timeutil import parse_utc
+from tests.conftest import Run
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
-def _evaluate(app: App, tenant: Tenant, at: datetime) -> ControlResult:
-    with transaction(app.sessions) as session:
-        return evaluate_control(
-            session=session,
-            tenant_id=tenant.id,
-            facts_dir=app.settings.facts_dir,
-            control=EDR_HEALTHY,
-            at=at,
+def _ingest_days(app: App, tmp_path: Path, days: list[int], *, inactive: set[int]) -> None:
+    for day in days:
+        moment = START + day * DAY + timedelta(hours=6)
+        document = defender_machines(
+            count=20,
+            now=moment,
+            seed=5,
+            faults=FleetFaults(inactive=1 if day in inactive else 0),
+            domain="acme.example",
+            max_lag_minutes=30,
         )
+        path = tmp_path / f"m{day}.json"
+        path.write_text(json.dumps(document))
+        ingest_file(app=app, tenant_slug="acme", path=path)
 
 
-def test_sample_fails_with_one_unverified_machine(
-    app: App, make_tenant: Callable[..., Tenant], defender_sample: Path
-) -> None:
-    tenant = make_tenant()
-    result = ingest_file(app=app, tenant_slug="acme", path=defender_sample)
-    with zipfile.ZipFile(defender_sample) as archive:
-        machines = json.loads(archive.read("machines/machines.json"))["value"]
-    not_onboarded = sum(m["onboardingStatus"] != "Onboarded" for m in machines)
-    unreadable = sum(
-        m["onboardingStatus"] == "Onboarded" and m["healthStatus"] == "Active" for m in machines
+def _edr(app: App, **changes: object) -> list[tuple[str, datetime, datetime]]:
+    request = EvaluateRequest(
+        tenant_slug="acme",
+        as_of=START + 10 * DAY,
+        window=10 * DAY,
+        **changes,  # type: ignore[arg-type]
     )
-    evaluated = _evaluate(app, tenant, result.collected_at + timedelta(hours=1))
-    assert (evaluated.in_scope, evaluated.failing, evaluated.unverified) == (
-        len(machines),
-        not_onboarded,
-        unreadable,
-    )
-    assert evaluated.passing == 0
-    assert evaluated.status == FAIL
-    assert evaluated.evidence_ids == [result.evidence_id]
+    result = evaluate(app=app, request=request)
+    edr = next(c for c in result.controls if c.control.id == "edr-coverage")
+    return [(g.status, g.start, g.end) for g in edr.gaps]
 
 
-def test_generated_fleet_at_several_moments(
+def test_gaps_have_exact_bounds_and_runs_are_incremental(
     app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
 ) -> None:
-    tenant = make_tenant()
-    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
-    document = defender_machines(
-        count=100, now=now, seed=7, faults=FleetFaults(inactive=1, stale=1), domain="acme.example"
-    )
-    path = tmp_path / "machines.json"
-    path.write_text(json.dumps(document))
-    ingest_file(app=app, tenant_slug="acme", path=path)
-    at = now + timedelta(hours=1)
-    fresh = sum(
-        m["healthStatus"] == "Active"
-        and m["onboardingStatus"] == "Onboarded"
-        and parse_utc(m["lastSeen"]) >= at - timedelta(hours=26)
-        for m in document["value"]
-    )
-    result = _evaluate(app, tenant, at)
-    assert (result.in_scope, result.passing, result.failing) == (100, fresh, 100 - fresh)
-    assert result.status == PASS  # 98 of 100 is exactly the threshold
-    # Before any evidence described the fleet: nothing in scope, never a silent pass.
-    before = _evaluate(app, tenant, now - timedelta(days=1))
-    assert (before.status, before.in_scope) == (UNVERIFIED, 0)
-    # Once the evidence is older than 26 hours, nothing is verified any more.
-    later = _evaluate(app, tenant, now + timedelta(hours=27))
-    assert (later.status, later.unverified, later.passing) == (UNVERIFIED, 100, 0)
+    make_tenant()
+    _ingest_days(app, tmp_path, [0, 1, 2, 5, 6, 7, 8, 9], inactive={7})
+    gaps = _edr(app)
+    assert gaps == [
+        ("unverified", START, START + DAY),
+        ("unverified", START + 4 * DAY, START + 6 * DAY),
+        ("fail", START + 8 * DAY, START + 9 * DAY),
+    ]
+    # The same question again re-evaluates nothing; a backfill re-evaluates from its day.
+    again = evaluate(app=app, request=EvaluateRequest("acme", START + 10 * DAY, 10 * DAY))
+    assert again.recomputed_from is not None and again.recomputed_from > START + 10 * DAY
+    _ingest_days(app, tmp_path, [3, 4], inactive=set())
+    assert _edr(app) == [
+        ("unverified", START, START + DAY),
+        ("fail", START + 8 * DAY, START + 9 * DAY),
+    ]
 
 
-def test_evaluations_are_stored_and_latest_is_reported(
-    app: App, make_tenant: Callable[..., Tenant], defender_sample: Path
+def test_stored_before_sees_only_evidence_the_ledger_held(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
 ) -> None:
-    from claimready.controls.service import evaluate_all
+    make_tenant()
+    _ingest_days(app, tmp_path, [0, 1], inactive=set())
+    result = evaluate(app=app, request=EvaluateRequest("acme", START + 2 * DAY, 2 * DAY))
+    edr = next(c for c in result.controls if c.control.id == "edr-coverage")
+    # Imported today about March: every step rests on backfilled evidence.
+    assert edr.steps[-1].status == "pass"
+    assert not edr.steps[-1].provable and edr.steps[-1].backfilled == 20
+    before = evaluate(
+        app=app,
+        request=EvaluateRequest("acme", START + 2 * DAY, 2 * DAY, stored_before=START),
+    )
+    edr_before = next(c for c in before.controls if c.control.id == "edr-coverage")
+    assert {s.status for s in edr_before.steps} == {"unverified"}
+    assert edr_before.steps[-1].in_scope == 0
 
-    tenant = make_tenant()
-    ingest_file(app=app, tenant_slug="acme", path=defender_sample)
-    with transaction(app.sessions) as session:
-        evaluate_all(
-            session=session,
-            tenant_id=tenant.id,
-            facts_dir=app.settings.facts_dir,
-            at=datetime.now(UTC),
-        )
-        stored = latest_evaluations(session=session, tenant_id=tenant.id)
-        assert [(e.control_id, e.status) for e in stored] == [("edr-healthy", FAIL)]
-        assert stored[0].details["evidence_ids"]
+
+def test_exceptions_show_as_excepted_and_expire(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+) -> None:
+    make_tenant()
+    _ingest_days(app, tmp_path, list(range(10)), inactive={2, 3, 4, 5})
+    assert _edr(app)[1:] == [("fail", START + 3 * DAY, START + 7 * DAY)]
+    row = add_exception(
+        app=app,
+        tenant_slug="acme",
+        control_id="edr-coverage",
+        asset_id=None,
+        reason="sensor replacement",
+        compensating_control="network isolation",
+        approved_by="insurer panel firm",
+        starts_at=START,
+        expires_at=START + 5 * DAY,
+        actor="tester",
+    )
+    assert row.ledger_index is not None
+    result = evaluate(app=app, request=EvaluateRequest("acme", START + 10 * DAY, 10 * DAY))
+    edr = next(c for c in result.controls if c.control.id == "edr-coverage")
+    by_day = {s.at: s for s in edr.steps}
+    assert by_day[START + 3 * DAY].excepted == 20 and by_day[START + 3 * DAY].passing == 0
+    assert by_day[START + 3 * DAY].status == "unverified"  # nothing left to judge: never a pass
+    assert by_day[START + 5 * DAY].status == "fail"  # the exception expired
+    with app.open_ledger("acme") as ledger:
+        record = decode_record(ledger.entry(row.ledger_index))
+    assert record["subject"]["kind"] == "control-exception"
 
 
-@pytest.mark.parametrize(
-    ("statuses", "expected"),
-    [
-        ([PASS] * 98 + [FAIL] * 2, PASS),
-        ([PASS] * 97 + [FAIL] * 3, FAIL),
-        ([PASS] * 97 + [UNVERIFIED] * 3, UNVERIFIED),
-        ([PASS] * 96 + [UNVERIFIED, FAIL, FAIL, FAIL], FAIL),
-        ([], UNVERIFIED),
-    ],
-)
-def test_threshold_rule(statuses: list[str], expected: str) -> None:
-    assets = [AssetStatus(i, s, "", ()) for i, s in enumerate(statuses)]
-    result = aggregate(control=EDR_HEALTHY, at=datetime(2026, 1, 1, tzinfo=UTC), assets=assets)
-    assert result.status == expected
+def test_tuning_is_recorded_with_its_actor(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+) -> None:
+    make_tenant()
+    _ingest_days(app, tmp_path, list(range(10)), inactive={7})
+    tune(
+        app=app,
+        tenant_slug="acme",
+        control_id="edr-coverage",
+        field="threshold",
+        value={"coverage": 0.9},
+        actor="alice@example",
+    )
+    assert _edr(app) == [("unverified", START, START + DAY)]
+    with app.open_ledger("acme") as ledger:
+        entries = [decode_record(ledger.entry(i)) for i in range(ledger.size)]
+    tuned = [e for e in entries if e.get("subject", {}).get("kind") == "control-tuning"]
+    assert tuned and tuned[0]["actor"] == "alice@example"
+    days = [e for e in entries if e.get("subject", {}).get("kind") == "control-evaluation"]
+    assert days and all("results_sha256" in e["details"] for e in days)
+
+
+def test_cli_evaluate_gaps_and_controls(run: Run, tmp_path: Path) -> None:
+    assert run("init", "--json")[0] == 0
+    assert run("tenant", "add", "acme")[0] == 0
+    code, out, _ = run("controls", "list", "--tenant", "acme", "--json")
+    assert code == 0 and len(json.loads(out)) >= 20
+    code, out, _ = run("evaluate", "--tenant", "acme", "--as-of", "2026-05-14T03:00Z", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert {c["at"]["status"] for c in data["controls"]} == {"unverified"}
+    code, out, _ = run(
+        "gaps", "--tenant", "acme", "--window", "2d", "--as-of", "2026-05-14T03:00Z", "--json"
+    )
+    assert code == 0 and json.loads(out)["gaps"]
+    code, _, err = run("evaluate", "--tenant", "acme", "--window", "soon")
+    assert code == 2 and "--window" in err
+    code, out, _ = run("controls", "show", "edr-coverage", "--tenant", "acme", "--json")
+    assert code == 0 and json.loads(out)["assets"] == []

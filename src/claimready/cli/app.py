@@ -16,7 +16,7 @@ import typer
 
 from claimready import __version__
 from claimready.app import App
-from claimready.cli import commands, demo, ledger, sources, tenants
+from claimready.cli import commands, controls, demo, ledger, sources, tenants
 from claimready.cli.output import error
 from claimready.errors import ClaimreadyError
 from claimready.settings import load_settings
@@ -32,6 +32,7 @@ cli = typer.Typer(
 )
 cli.add_typer(tenants.cli, name="tenant")
 commands.register(cli)
+controls.register(cli)
 ledger.register(cli)
 sources.register(cli)
 demo.register(cli)

@@ -1,26 +1,23 @@
-"""``init``, ``upgrade``, ``ingest``, ``evaluate`` and ``report``."""
+"""``init``, ``upgrade``, ``ingest`` and ``report``."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from claimready.app import App
 from claimready.cli.options import JsonOption, TenantOption, parse_moment
-from claimready.cli.output import emit_json, progress, status_text, stdout, warn
+from claimready.cli.output import emit_json, progress, stdout, warn
 from claimready.cli.render import print_report
-from claimready.controls.engine import ControlResult
-from claimready.controls.service import evaluate_all
 from claimready.db.engine import transaction
 from claimready.db.migrate import head_revision, upgrade
 from claimready.evidence.service import IngestResult, ingest_file
 from claimready.reports.service import build_report
 from claimready.tenants import service as tenants
-from claimready.timeutil import format_utc, utcnow
+from claimready.timeutil import format_utc
 
 
 def register(cli: typer.Typer) -> None:
@@ -28,7 +25,6 @@ def register(cli: typer.Typer) -> None:
     cli.command("init")(init)
     cli.command("upgrade")(upgrade_command)
     cli.command("ingest")(ingest)
-    cli.command("evaluate")(evaluate)
     cli.command("report")(report)
 
 
@@ -147,58 +143,12 @@ def _print_ingest(result: IngestResult) -> None:
         warn(warning)
 
 
-def evaluate(
-    ctx: typer.Context,
-    tenant: TenantOption,
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            "--as-of", help="Evaluate as of this moment (ISO 8601 with zone) [default: now]"
-        ),
-    ] = None,
-    json_output: JsonOption = False,
-) -> None:
-    """Evaluate every control for the tenant and store the results."""
-    app: App = ctx.obj
-    at = parse_moment(as_of, option="--as-of") or utcnow()
-    with transaction(app.sessions) as session:
-        record = tenants.get_by_slug_or_raise(session=session, slug=tenant)
-        results = evaluate_all(
-            session=session, tenant_id=record.id, facts_dir=app.settings.facts_dir, at=at
-        )
-    if json_output:
-        emit_json([_result_json(r) for r in results])
-        return
-    table = Table(title=f"{tenant} as of {format_utc(at)}")
-    for column in ("control", "status", "coverage", "pass", "fail", "unverified", "evidence"):
-        table.add_column(column)
-    for r in results:
-        coverage = f"{r.coverage:.1%}" if r.coverage is not None else "-"
-        table.add_row(
-            r.control_id,
-            status_text(r.status),
-            coverage,
-            str(r.passing),
-            str(r.failing),
-            str(r.unverified),
-            str(len(r.evidence_ids)),
-        )
-    stdout().print(table)
-    stdout().print(f"details: claimready report --tenant {tenant}", markup=False)
-
-
-def _result_json(result: ControlResult) -> dict[str, Any]:
-    data = asdict(result)
-    data["evidence_ids"] = result.evidence_ids
-    return data
-
-
 def report(ctx: typer.Context, tenant: TenantOption, json_output: JsonOption = False) -> None:
     """Print each control's latest result with the assets and evidence it rests on."""
     app: App = ctx.obj
     with transaction(app.sessions) as session:
         record = tenants.get_by_slug_or_raise(session=session, slug=tenant)
-        data = build_report(session=session, tenant=record)
+        data = build_report(app=app, session=session, tenant=record)
     if json_output:
         emit_json(data)
         return

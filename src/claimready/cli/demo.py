@@ -10,11 +10,12 @@ import typer
 from claimready.app import App
 from claimready.cli.options import JsonOption
 from claimready.cli.output import emit_json, progress, status_text, stdout
-from claimready.demo.run import prepare_dir, run_demo
+from claimready.cli.render import evaluation_json
+from claimready.demo.run import EDR_CONTROL, prepare_dir, run_demo
 from claimready.settings import load_settings
 from claimready.timeutil import format_utc
 
-STEPS = 5
+STEPS = 4
 
 
 def register(cli: typer.Typer) -> None:
@@ -53,51 +54,43 @@ def demo(
             bar.advance(task)
 
         outcome = run_demo(settings=settings, step=step)
+    acme = outcome.evaluations["acme-dental"]
+    edr = next(c for c in acme.controls if c.control.id == EDR_CONTROL)
     if json_output:
         emit_json(
             {
                 "data_dir": str(outcome.data_dir),
+                "first_day": format_utc(outcome.first_day),
+                "ingests": len(outcome.ingests),
                 "evaluations": {
-                    k: [
-                        {
-                            "control": r.control_id,
-                            "status": r.status,
-                            "coverage": r.coverage,
-                            "passing": r.passing,
-                            "failing": r.failing,
-                            "unverified": r.unverified,
-                            "in_scope": r.in_scope,
-                        }
-                        for r in v
-                    ]
-                    for k, v in outcome.evaluations.items()
+                    k: evaluation_json(v)["controls"] for k, v in outcome.evaluations.items()
                 },
             }
         )
         return
     console = stdout()
     console.print(f"[bold]claimready demo[/] built in {outcome.data_dir}")
-    for result in outcome.ingests:
+    console.print(f"  {len(outcome.ingests)} pieces of evidence ingested", markup=False)
+    for label, result in outcome.evaluations.items():
+        for item in result.controls:
+            share = item.continuity.share
+            shown = "-" if share is None else f"{share:.1%}"
+            console.print(
+                f"  {label}: {item.control.id} {status_text(item.at.status)} "
+                f"(continuity {shown}, {len(item.gaps)} gaps)"
+            )
+    for gap in edr.gaps:
         console.print(
-            f"  {result.tenant}: evidence {result.evidence_id} from {result.connector}: "
-            f"{result.record_count} machines, {result.fact_count} facts, "
-            f"{len(result.warnings)} warnings",
+            f"  EDR gap: {gap.status} {format_utc(gap.start)} .. {format_utc(gap.end)}",
             markup=False,
         )
-    for label, results in outcome.evaluations.items():
-        for r in results:
-            coverage = "-" if r.coverage is None else f"{r.coverage:.1%}"
-            console.print(
-                f"  {label}: {r.control_id} {status_text(r.status)} "
-                f"({r.passing}/{r.in_scope} pass, coverage {coverage})"
-            )
     where = f"claimready --data-dir {outcome.data_dir}"
-    month_ago = format_utc(outcome.month_ago.replace(microsecond=0))
     console.print("\nwhere to look next:", markup=False)
     for command in (
+        f"{where} gaps --tenant acme-dental --window 365d --control {EDR_CONTROL}",
+        f"{where} evaluate --tenant acme-dental --window 365d",
+        f"{where} controls show {EDR_CONTROL} --tenant acme-dental",
         f"{where} report --tenant acme-dental",
-        f"{where} report --tenant globex-lab",
-        f"{where} evaluate --tenant acme-dental --as-of {month_ago}",
         f"{where} verify",
     ):
         console.print(f"  {command}", markup=False, soft_wrap=True)

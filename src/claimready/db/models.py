@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from claimready.assets.models import Asset, AssetIdentifier
-from claimready.controls.models import Evaluation
+from claimready.controls.models import (
+    ControlException,
+    ControlStep,
+    ControlTuning,
+    EvaluationRun,
+)
 from claimready.db.base import Base
 from claimready.evidence.models import Evidence
 from claimready.facts.models import FactFile
@@ -14,7 +19,10 @@ __all__ = [
     "Asset",
     "AssetIdentifier",
     "Base",
-    "Evaluation",
+    "ControlException",
+    "ControlStep",
+    "ControlTuning",
+    "EvaluationRun",
     "Evidence",
     "FactFile",
     "Source",

@@ -1,4 +1,17 @@
-"""Build the demo: an operator's client organizations, their evidence and evaluations."""
+"""Build the demo: an operator's client organizations, a year of evidence, and evaluations.
+
+Acme Dental gets a Defender machine export every day for a year (at 06:00
+UTC) plus one organizational records file, with two injected gaps:
+
+- an EDR outage: no export on :data:`OUTAGE` days, so the EDR control is
+  ``unverified`` from the midnight after the first missing export until the
+  midnight after the next export arrives;
+- a server whose sensor is inactive on :data:`INACTIVE` days, so the EDR
+  control (servers 100%) ``fail``s for the midnights that see those exports.
+
+:func:`injected_gaps` gives their exact start and end. Globex Lab gets the
+real Defender sample export.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +24,24 @@ from importlib import resources
 from pathlib import Path
 
 from claimready.app import App
-from claimready.controls.engine import ControlResult
-from claimready.controls.service import evaluate_all
+from claimready.controls.service import EvaluateRequest, WindowEvaluation, evaluate
 from claimready.db.engine import transaction
 from claimready.db.migrate import upgrade
-from claimready.demo.generate import FleetFaults, defender_machines
+from claimready.demo.generate import FleetFaults, defender_machines, organization_records
 from claimready.errors import ConflictError
 from claimready.evidence.service import IngestResult, ingest_file
 from claimready.settings import Settings
 from claimready.tenants import service as tenants
-from claimready.timeutil import utcnow
+from claimready.timeutil import UTC, utcnow
 
 MARKER = ".claimready-demo"
 FLEET_SIZE = 120
 SEED = 20261127
+DAYS = 365
+EXPORT_HOUR = 6
+OUTAGE = range(100, 105)  # days after the first export without any export
+INACTIVE = range(200, 210)  # days whose export shows the last server's sensor inactive
+EDR_CONTROL = "edr-coverage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +50,8 @@ class DemoOutcome:
 
     data_dir: Path
     ingests: list[IngestResult]
-    evaluations: dict[str, list[ControlResult]]
-    month_ago: datetime
+    evaluations: dict[str, WindowEvaluation]
+    first_day: datetime
 
 
 def prepare_dir(path: Path) -> None:
@@ -60,12 +77,48 @@ def sample_path() -> Path:
     return Path(str(resources.files("claimready.demo") / "data" / "defender-sample.zip"))
 
 
+def first_day(now: datetime) -> datetime:
+    """Midnight UTC of the demo year's first day, for a demo built at ``now``."""
+    today = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    return today - timedelta(days=DAYS)
+
+
+def injected_gaps(start: datetime) -> list[tuple[str, datetime, datetime]]:
+    """The EDR control's gaps the demo injects: (status, start, end), in order."""
+    day = timedelta(days=1)
+    return [
+        ("unverified", start + (OUTAGE.start + 1) * day, start + (OUTAGE.stop + 1) * day),
+        ("fail", start + (INACTIVE.start + 1) * day, start + (INACTIVE.stop + 1) * day),
+    ]
+
+
+def _exports(inputs: Path, start: datetime) -> list[Path]:
+    paths = []
+    for index in range(DAYS):
+        if index in OUTAGE:
+            continue
+        moment = start + timedelta(days=index, hours=EXPORT_HOUR)
+        faults = FleetFaults(inactive=1 if index in INACTIVE else 0)
+        document = defender_machines(
+            count=FLEET_SIZE,
+            now=moment,
+            seed=SEED,
+            faults=faults,
+            domain="acme-dental.example",
+            max_lag_minutes=60,
+        )
+        paths.append(
+            _write_json(inputs / f"acme-defender-{moment.date().isoformat()}.json", document)
+        )
+    return paths
+
+
 def run_demo(
     *, settings: Settings, step: Callable[[str], None], now: datetime | None = None
 ) -> DemoOutcome:
-    """Create tenants, ingest generated and sample evidence, and evaluate controls."""
+    """Create tenants, ingest a year of generated evidence and a sample, and evaluate."""
     moment = now or utcnow()
-    month_ago = moment - timedelta(days=30)
+    start = first_day(moment)
     app = App(settings=settings)
     try:
         step("creating the database")
@@ -74,47 +127,36 @@ def run_demo(
             tenants.create(session=session, slug="acme-dental", name="Acme Dental Group")
             tenants.create(session=session, slug="globex-lab", name="Globex Research Lab")
         inputs = settings.data_dir / "inputs"
-        older = _write_json(
-            inputs / "acme-defender-machines-30-days-ago.json",
-            _fleet(month_ago, FleetFaults(inactive=1)),
+        records = _write_json(
+            inputs / "acme-records.json",
+            organization_records(
+                as_of=start, organization="Acme Dental Group", domain="acme-dental.example"
+            ),
         )
-        current = _write_json(
-            inputs / "acme-defender-machines-today.json",
-            _fleet(moment, FleetFaults(inactive=2, not_onboarded=1, stale=1)),
+        step("ingesting a year of Defender exports")
+        ingests = [ingest_file(app=app, tenant_slug="acme-dental", path=records)]
+        ingests.extend(
+            ingest_file(app=app, tenant_slug="acme-dental", path=path, source_kind="defender")
+            for path in _exports(inputs, start)
         )
-        ingests = []
-        for tenant, path in (("acme-dental", older), ("acme-dental", current)):
-            step(f"ingesting {path.name}")
-            ingests.append(
-                ingest_file(app=app, tenant_slug=tenant, path=path, source_kind="defender")
-            )
         step("ingesting the Defender sample export")
         ingests.append(ingest_file(app=app, tenant_slug="globex-lab", path=sample_path()))
-        step("evaluating controls")
-        evaluated_now = utcnow()  # after the ingests, so their collection times are covered
+        step("evaluating controls over the year")
+        end = start + timedelta(days=DAYS)
         evaluations = {
-            "acme-dental (30 days ago)": _evaluate(
-                app, "acme-dental", month_ago + timedelta(hours=1)
+            "acme-dental": evaluate(
+                app=app,
+                request=EvaluateRequest(
+                    tenant_slug="acme-dental", as_of=end, window=timedelta(days=DAYS)
+                ),
             ),
-            "acme-dental (now)": _evaluate(app, "acme-dental", evaluated_now),
-            "globex-lab (now)": _evaluate(app, "globex-lab", evaluated_now),
+            "globex-lab": evaluate(
+                app=app,
+                request=EvaluateRequest(tenant_slug="globex-lab", as_of=utcnow()),
+            ),
         }
     finally:
         app.close()
     return DemoOutcome(
-        data_dir=settings.data_dir, ingests=ingests, evaluations=evaluations, month_ago=month_ago
+        data_dir=settings.data_dir, ingests=ingests, evaluations=evaluations, first_day=start
     )
-
-
-def _fleet(now: datetime, faults: FleetFaults) -> dict[str, object]:
-    return defender_machines(
-        count=FLEET_SIZE, now=now, seed=SEED, faults=faults, domain="acme-dental.example"
-    )
-
-
-def _evaluate(app: App, slug: str, at: datetime) -> list[ControlResult]:
-    with transaction(app.sessions) as session:
-        tenant = tenants.get_by_slug_or_raise(session=session, slug=slug)
-        return evaluate_all(
-            session=session, tenant_id=tenant.id, facts_dir=app.settings.facts_dir, at=at
-        )

@@ -2,59 +2,99 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from claimready.assets.models import Asset
-from claimready.controls.definitions import CONTROLS
-from claimready.controls.models import Evaluation
-from claimready.controls.service import latest_evaluations
+from claimready.app import App
+from claimready.assets import service as assets
+from claimready.controls.models import PASS, ControlStep
+from claimready.controls.service import asset_detail, get_controls, latest_steps
 from claimready.evidence.models import Evidence
 from claimready.sources.models import Source
 from claimready.tenants.models import Tenant
 from claimready.timeutil import format_utc, utcnow
 
 
-def build_report(*, session: Session, tenant: Tenant) -> dict[str, Any]:
-    """Every control's latest evaluation with its assets and the evidence it cites."""
-    evaluations = latest_evaluations(session=session, tenant_id=tenant.id)
-    rows = session.execute(select(Asset.id, Asset.display_name).where(Asset.tenant_id == tenant.id))
-    names: dict[int, str] = dict(rows.tuples().all())
-    return {
+def build_report(*, app: App, session: Session, tenant: Tenant) -> dict[str, Any]:
+    """Every control's latest evaluated step with its non-passing assets and cited evidence.
+
+    Each control says whether its evidence was stored in the ledger before the
+    moment it speaks about (provable) or imported afterwards (backfilled).
+    """
+    controls = get_controls(session=session, tenant_id=tenant.id)
+    steps = latest_steps(session=session, tenant_id=tenant.id)
+    names = {a.id: a.display_name for a in assets.get_all(session=session, tenant_id=tenant.id)}
+    report: dict[str, Any] = {
         "tenant": {"slug": tenant.slug, "name": tenant.name},
         "generated_at": format_utc(utcnow()),
         "controls": [
-            _control(session=session, tenant=tenant, evaluation=e, names=names) for e in evaluations
+            _control(
+                session=session,
+                tenant=tenant,
+                step=steps[cid],
+                title=c.spec.title,
+                objective=c.spec.objective,
+            )
+            for cid, c in sorted(controls.items())
+            if cid in steps
         ],
     }
+    for control in report["controls"]:
+        step = steps[control["id"]]
+        control["assets"] = (
+            []
+            if step.status == PASS
+            else _assets_not_passing(app=app, tenant=tenant, step=step, names=names)
+        )
+    return report
+
+
+def _assets_not_passing(
+    *, app: App, tenant: Tenant, step: ControlStep, names: dict[int, str]
+) -> list[dict[str, Any]]:
+    """The in-scope assets that did not pass at the step, with the values they were judged on."""
+    detail = asset_detail(
+        app=app, tenant_slug=tenant.slug, control_id=step.control_id, at=step.at, stored_before=None
+    )
+    return [
+        {
+            "asset_id": a.asset_id,
+            "asset": names.get(a.asset_id, f"asset {a.asset_id}"),
+            "kind": a.kind,
+            "status": a.status,
+            "values": {k: _shown(v) for k, v in sorted(a.values.items())},
+            "evidence_ids": list(a.evidence_ids),
+        }
+        for a in detail
+        if a.status != PASS
+    ]
+
+
+def _shown(value: Any) -> Any:
+    return format_utc(value) if isinstance(value, datetime) else value
 
 
 def _control(
-    *, session: Session, tenant: Tenant, evaluation: Evaluation, names: dict[int, str]
+    *, session: Session, tenant: Tenant, step: ControlStep, title: str, objective: str
 ) -> dict[str, Any]:
-    definition = CONTROLS.get(evaluation.control_id)
-    assets = [
-        {**a, "asset": names.get(a["asset_id"], f"asset {a['asset_id']}")}
-        for a in evaluation.details.get("assets", [])
-    ]
     return {
-        "id": evaluation.control_id,
-        "title": definition.title if definition else evaluation.control_id,
-        "objective": definition.objective if definition else "",
-        "at": format_utc(evaluation.at),
-        "evaluated_at": format_utc(evaluation.evaluated_at),
-        "status": evaluation.status,
-        "coverage": evaluation.coverage,
-        "in_scope": evaluation.in_scope,
-        "passing": evaluation.passing,
-        "failing": evaluation.failing,
-        "unverified": evaluation.unverified,
-        "assets": assets,
-        "evidence": _evidence(
-            session=session, tenant=tenant, ids=evaluation.details.get("evidence_ids", [])
-        ),
+        "id": step.control_id,
+        "title": title,
+        "objective": objective,
+        "at": format_utc(step.at),
+        "status": step.status,
+        "coverage": step.coverage,
+        "in_scope": step.in_scope,
+        "passing": step.passing,
+        "failing": step.failing,
+        "unverified": step.unverified,
+        "excepted": step.excepted,
+        "backfilled": step.backfilled,
+        "provable": step.backfilled == 0,
+        "evidence": _evidence(session=session, tenant=tenant, ids=list(step.evidence_ids)),
     }
 
 

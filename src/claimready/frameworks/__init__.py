@@ -1,0 +1,1 @@
+"""Security frameworks as data: catalogs of identifiers that controls map to."""

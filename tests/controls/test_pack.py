@@ -1,0 +1,60 @@
+"""The baseline pack loads, every mapping resolves in its catalog, and bad packs are named."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+import yaml
+
+from claimready.controls.pack import baseline, load_pack_text, signal_types
+from claimready.errors import InputError
+from claimready.frameworks.catalog import FRAMEWORKS, load_catalog, parse_catalog, unknown_mappings
+
+
+def test_baseline_has_about_twenty_mapped_controls() -> None:
+    pack = baseline()
+    assert 20 <= len(pack.controls) <= 30
+    for control in pack.controls.values():
+        assert set(control.spec.frameworks) == set(FRAMEWORKS), control.id
+
+
+def test_every_mapped_identifier_exists_in_its_catalog() -> None:
+    for control in baseline().controls.values():
+        assert unknown_mappings(control.spec.frameworks) == [], control.id
+
+
+def test_catalogs_validate_and_nist_comes_from_the_oscal_catalog() -> None:
+    for framework in FRAMEWORKS:
+        assert load_catalog(framework).items
+    nist = load_catalog("nist-800-53-r5")
+    assert nist.get("IA-2(1)") is not None
+    assert nist.get("IA-2(1)").oscal_id == "ia-2.1"  # type: ignore[union-attr]
+    csf = load_catalog("nist-csf-2.0")
+    assert sum(1 for i in csf.items if i.kind == "subcategory") == 106
+    with pytest.raises(InputError, match="field 'items'"):
+        parse_catalog({**csf.model_dump(), "items": []}, where="x.yaml")
+
+
+def _pack_with(**changes: object) -> str:
+    text = (resources.files("claimready.controls") / "packs" / "baseline.yaml").read_text()
+    document = yaml.safe_load(text)
+    document["controls"][0].update(changes)
+    return yaml.safe_dump(document)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"predicate": "identity.mfa_registered + 1"}, "control mfa-remote-access.*BinOp"),
+        ({"threshold": {"coverage": 2}}, "control mfa-remote-access: field 'threshold.coverage'"),
+        ({"freshness": "soon"}, "field 'freshness'"),
+        ({"signals": ["nope.nothing"]}, "unknown signal"),
+        ({"responsible": ["everyone"]}, "unknown function"),
+        ({"surprise": 1}, "field 'surprise'"),
+    ],
+)
+def test_bad_packs_name_file_control_and_field(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(InputError, match=message) as caught:
+        load_pack_text(_pack_with(**changes), where="mine.yaml", types=signal_types())
+    assert str(caught.value).startswith("mine.yaml")

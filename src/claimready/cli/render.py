@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from claimready.cli.output import status_text, stdout
@@ -147,15 +148,17 @@ def print_evaluation(result: WindowEvaluation) -> None:
     )
     if result.stored_before is not None:
         title += f", evidence stored before {format_utc(result.stored_before)}"
-    table = Table(title=title)
-    for name in ("control", "now", "coverage", "pass/fail/unv/exc", "continuity", "gaps", "basis"):
-        table.add_column(name)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("control", no_wrap=True)
+    table.add_column("now", no_wrap=True)
+    for name in ("cover", "p/f/u/x", "contin.", "gaps", "basis"):
+        table.add_column(name, no_wrap=True)
     for item in result.controls:
         at = item.at
         coverage = "-" if at.coverage is None else f"{at.coverage:.1%}"
         share = item.continuity.share
         backfilled = sum(1 for s in item.steps if not s.provable)
-        basis = "stored before" if at.provable else f"backfilled ({at.backfilled} assets)"
+        basis = "provable" if at.provable else f"backfilled ({at.backfilled} assets)"
         table.add_row(
             item.control.id,
             status_text(at.status),
@@ -163,7 +166,7 @@ def print_evaluation(result: WindowEvaluation) -> None:
             f"{at.passing}/{at.failing}/{at.unverified}/{at.excepted}",
             "-" if share is None else f"{share:.1%}",
             str(len(item.gaps)),
-            basis if not backfilled else f"{basis}; {backfilled} steps backfilled",
+            basis if not backfilled else f"{basis}; {backfilled} backfilled steps",
         )
     stdout().print(table)
 

@@ -88,3 +88,15 @@ class VerificationError(ClaimreadyError):
         self.subject = subject
         self.problem = problem
         super().__init__(f"{subject}: {problem}" if subject else problem)
+
+
+class CollectionError(ClaimreadyError):
+    """A live source could not be collected: refused credentials, HTTP error, bad body.
+
+    ``source`` names the endpoint (scheme, host and path; never a credential).
+    """
+
+    def __init__(self, problem: str, *, source: str | None = None) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}" if source else problem)

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 from claimready.connectors.base import Connector, EvidenceFile, Normalized
 from claimready.connectors.live import (
-    CollectionError,
     MicrosoftConfig,
     OktaConfig,
     RetryPolicy,
@@ -33,7 +32,7 @@ from claimready.connectors.live import (
     send,
 )
 from claimready.connectors.registry import all_connectors
-from claimready.errors import InputError
+from claimready.errors import CollectionError, InputError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 MICROSOFT = ASSETS / "microsoft"

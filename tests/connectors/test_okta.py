@@ -25,9 +25,8 @@ from claimready.connectors.builtin.okta import (
     collect_okta_logs,
     collect_okta_users,
 )
-from claimready.connectors.live import CollectionError
 from claimready.connectors.registry import detect_connector
-from claimready.errors import InputError
+from claimready.errors import CollectionError, InputError
 from claimready.timeutil import parse_utc
 from tests.connectors.test_live import (
     OKTA,

@@ -51,6 +51,7 @@ _PLACEHOLDER_SERIALS = frozenset(
         "UNKNOWN",
     }
 )
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
 _HEX = re.compile(r"[0-9a-f]{12}")
 
 
@@ -130,6 +131,8 @@ def identifier(kind: str, raw: str | None) -> Identifier | None:
         value = raw.strip() or None
     elif kind in (CLOUD_ID, UPN):
         value = raw.strip().lower() or None
+        if value == NULL_GUID:  # what Intune and Entra report for "not registered"
+            value = None
     else:
         raise ValueError(f"unknown identifier kind {kind!r}")
     return Identifier(kind, value) if value else None

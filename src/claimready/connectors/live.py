@@ -35,7 +35,7 @@ import httpx
 
 from claimready.connectors.base import Collected, EvidenceFile
 from claimready.connectors.files import parse_json
-from claimready.errors import ClaimreadyError, ConfigError, InputError
+from claimready.errors import CollectionError, ConfigError, InputError
 from claimready.timeutil import parse_duration, utcnow
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -45,18 +45,6 @@ MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 _ERROR_TEXT_LIMIT = 300
 
 Sleep = Callable[[float], None]
-
-
-class CollectionError(ClaimreadyError):
-    """A live source could not be collected: refused credentials, HTTP error, bad body.
-
-    ``source`` names the endpoint (scheme, host and path; never a credential).
-    """
-
-    def __init__(self, problem: str, *, source: str | None = None) -> None:
-        self.source = source
-        self.problem = problem
-        super().__init__(f"{source}: {problem}" if source else problem)
 
 
 @dataclass(frozen=True, slots=True)

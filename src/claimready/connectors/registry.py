@@ -7,7 +7,9 @@ implementation under the ``claimready`` entry-point group.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
+from importlib import metadata
 
 import pluggy
 
@@ -15,6 +17,7 @@ from claimready.connectors.base import Connector
 from claimready.errors import UsageError
 
 PROJECT = "claimready"
+log = logging.getLogger(__name__)
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -43,8 +46,19 @@ def plugin_manager(*, load_entry_points: bool = True) -> pluggy.PluginManager:
     for name in default_plugins():
         manager.register(importlib.import_module(name), name=name)
     if load_entry_points:
-        manager.load_setuptools_entrypoints(PROJECT)
+        _load_entry_points(manager)
     return manager
+
+
+def _load_entry_points(manager: pluggy.PluginManager) -> None:
+    """Register installed plugins; one that fails to load is reported and skipped."""
+    for entry in metadata.entry_points(group=PROJECT):
+        if manager.get_plugin(entry.name) is not None:
+            continue
+        try:
+            manager.register(entry.load(), name=entry.name)
+        except Exception as exc:  # a broken third-party plugin must not disable the rest
+            log.warning("connector plugin %s (%s) failed to load: %s", entry.name, entry.value, exc)
 
 
 def all_connectors(manager: pluggy.PluginManager | None = None) -> dict[str, Connector]:

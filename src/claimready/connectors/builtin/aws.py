@@ -54,9 +54,9 @@ from claimready.connectors.base import (
 )
 from claimready.connectors.files import parse_json
 from claimready.connectors.jsonlines import Fields, read_time
-from claimready.connectors.live import CollectionError, Sleep, collected, read_json_evidence
+from claimready.connectors.live import Sleep, collected, read_json_evidence
 from claimready.connectors.registry import hookimpl
-from claimready.errors import InputError
+from claimready.errors import CollectionError, InputError
 from claimready.facts.models import Fact
 from claimready.timeutil import format_utc, parse_utc
 

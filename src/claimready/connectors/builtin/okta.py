@@ -58,7 +58,6 @@ from claimready.connectors.base import (
 )
 from claimready.connectors.jsonlines import Fields, iter_json_objects, read_time
 from claimready.connectors.live import (
-    CollectionError,
     OktaConfig,
     Sleep,
     collect_okta_list,
@@ -69,7 +68,7 @@ from claimready.connectors.live import (
     read_json_evidence,
 )
 from claimready.connectors.registry import hookimpl
-from claimready.errors import InputError
+from claimready.errors import CollectionError, InputError
 from claimready.facts.models import Fact
 from claimready.timeutil import format_utc, parse_utc
 

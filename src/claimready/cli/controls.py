@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from claimready.app import App
+from claimready.assets import service as asset_service
 from claimready.cli.options import JsonOption, TenantOption, parse_moment
 from claimready.cli.output import emit_json, status_text, stdout
 from claimready.cli.render import evaluation_json, print_evaluation, print_gaps
@@ -165,6 +166,10 @@ def show_control(
         control = service.get_control_or_raise(
             session=session, tenant_id=record.id, control_id=control_id
         )
+        names = {
+            a.id: a.display_name
+            for a in asset_service.get_all(session=session, tenant_id=record.id)
+        }
     assets = service.asset_detail(
         app=app,
         tenant_slug=tenant,
@@ -178,6 +183,7 @@ def show_control(
         "assets": [
             {
                 "asset_id": a.asset_id,
+                "asset": names.get(a.asset_id, f"asset {a.asset_id}"),
                 "kind": a.kind,
                 "status": a.status,
                 "values": {k: _plain(v) for k, v in a.values.items()},
@@ -195,14 +201,17 @@ def show_control(
     console.print(f"  {control.spec.objective}", markup=False, soft_wrap=True)
     console.print(f"  predicate: {control.predicate.source}", markup=False, soft_wrap=True)
     table = Table(title=f"assets at {data['at']}", title_justify="left")
-    for name in ("asset", "kind", "status", "values", "evidence"):
+    for name in ("asset", "kind", "status", "judged on", "evidence"):
         table.add_column(name)
     for asset in data["assets"]:
+        values = ", ".join(
+            f"{k}={'unknown' if v is None else v}" for k, v in sorted(asset["values"].items())
+        )
         table.add_row(
-            str(asset["asset_id"]),
+            f"{asset['asset']} (#{asset['asset_id']})",
             asset["kind"],
             status_text(asset["status"]),
-            json.dumps(asset["values"], default=str),
+            values,
             ", ".join(map(str, asset["evidence_ids"])),
         )
     console.print(table)

@@ -236,16 +236,23 @@ def _scope_sql(control: Control, steps: Sequence[datetime]) -> str:
     )
 
 
-def _value_table(signal: str, value_type: str) -> str:
+def _window(lower: datetime, upper: datetime) -> str:
+    """Only facts that can be fresh at some step: the Parquet scan skips files and row
+    groups outside by their observed_at statistics. A fact older than the first step's
+    freshness, or newer than the last step, never decides a value."""
+    return f" AND observed_at > {_ts(lower)} AND observed_at <= {_ts(upper)}"
+
+
+def _value_table(signal: str, value_type: str, window: str) -> str:
     col = _VALUE_COLUMNS[value_type]
     return (
         f"SELECT asset_id, observed_at, arg_max({col}, evidence_id) AS v, "
         f"max(evidence_id) AS e, arg_max(stored_at, evidence_id) AS st "
-        f"FROM facts WHERE signal = {_text(signal)} GROUP BY asset_id, observed_at"
+        f"FROM facts WHERE signal = {_text(signal)}{window} GROUP BY asset_id, observed_at"
     )
 
 
-def _snapshot_table(signal: str, with_kev: bool) -> str:
+def _snapshot_table(signal: str, with_kev: bool, window: str) -> str:
     domain = signal.split(".", 1)[0]
     kev_join = ""
     kev_col = "NULL::TIMESTAMPTZ[] AS kt"
@@ -263,7 +270,8 @@ def _snapshot_table(signal: str, with_kev: bool) -> str:
         f"SELECT f.asset_id, f.observed_at, "
         f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS n, {kev_col}, "
         f"max(f.evidence_id) AS e, max(f.stored_at) AS st "
-        f"FROM facts f{kev_join} WHERE f.signal LIKE {_text(domain + '.%')} "
+        f"FROM facts f{kev_join} WHERE f.signal LIKE {_text(domain + '.%')}"
+        f"{window.replace('observed_at', 'f.observed_at')} "
         f"GROUP BY f.asset_id, f.observed_at"
     )
 
@@ -275,6 +283,7 @@ def _fresh(alias: str, freshness: int) -> str:
 def pivot_sql(control: Control, steps: Sequence[datetime], types: dict[str, str]) -> str:
     """SQL with one row per in-scope asset and step: the fresh values, evidence, verdict."""
     freshness = int(control.spec.freshness_delta.total_seconds())
+    window = _window(min(steps) - control.spec.freshness_delta, max(steps))
     joins: list[str] = []
     columns: list[str] = []
     cited: list[str] = []
@@ -284,14 +293,14 @@ def pivot_sql(control: Control, steps: Sequence[datetime], types: dict[str, str]
         fresh = _fresh(alias, freshness)
         if VALUE in features:
             joins.append(
-                f"ASOF LEFT JOIN ({_value_table(signal, types[signal])}) {alias} "
+                f"ASOF LEFT JOIN ({_value_table(signal, types[signal], window)}) {alias} "
                 f"ON g.asset_id = {alias}.asset_id AND g.t >= {alias}.observed_at"
             )
             columns.append(f'CASE WHEN {fresh} THEN {alias}.v END AS "{column(signal)}"')
         if COUNT in features or KEV in features:
             snap = f"{alias}n"
             joins.append(
-                f"ASOF LEFT JOIN ({_snapshot_table(signal, KEV in features)}) {snap} "
+                f"ASOF LEFT JOIN ({_snapshot_table(signal, KEV in features, window)}) {snap} "
                 f"ON g.asset_id = {snap}.asset_id AND g.t >= {snap}.observed_at"
             )
             snap_fresh = _fresh(snap, freshness)

@@ -16,7 +16,7 @@ import typer
 
 from claimready import __version__
 from claimready.app import App
-from claimready.cli import commands, controls, demo, ledger, sources, tenants
+from claimready.cli import commands, controls, demo, exports, ledger, sources, tenants
 from claimready.cli.output import error
 from claimready.errors import ClaimreadyError
 from claimready.settings import load_settings
@@ -36,6 +36,7 @@ controls.register(cli)
 ledger.register(cli)
 sources.register(cli)
 demo.register(cli)
+exports.register(cli)
 
 
 def _version(value: bool) -> None:

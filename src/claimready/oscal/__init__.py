@@ -1,0 +1,1 @@
+"""OSCAL exports: assessment results and a POA&M built from control evaluations."""

@@ -140,7 +140,10 @@ def _load(evidence: EvidenceFile) -> dict[str, Any]:
     try:
         document = yaml.safe_load(evidence.path.read_bytes())
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid JSON or YAML: {exc}", file=where) from exc
+        problem = " ".join(str(exc).split())
+        raise InputError(f"not valid JSON or YAML: {problem}", file=where) from exc
+    except (ValueError, RecursionError) as exc:  # an impossible date such as 2026-02-30
+        raise InputError(f"unreadable value: {exc}", file=where) from exc
     if not isinstance(document, dict) or document.get("claimready_records") != 1:
         raise InputError(
             "expected a mapping with claimready_records: 1", file=where, field="claimready_records"

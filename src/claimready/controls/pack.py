@@ -205,7 +205,9 @@ def load_pack_text(text: str, *, where: str, types: Mapping[str, str]) -> Pack:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML: {exc}", file=where) from exc
+        raise InputError(f"not valid YAML: {' '.join(str(exc).split())}", file=where) from exc
+    except ValueError as exc:  # an impossible date, which PyYAML raises as ValueError
+        raise InputError(f"unreadable value: {exc}", file=where) from exc
     try:
         spec = PackSpec.model_validate(document)
     except ValidationError as exc:

@@ -106,7 +106,9 @@ def load_sources(path: Path) -> SourcesFile:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    except ValueError as exc:  # an impossible date, which PyYAML raises as ValueError
+        raise ConfigError(f"{path}: unreadable value: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:

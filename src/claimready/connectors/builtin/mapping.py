@@ -129,8 +129,9 @@ def load_mapping(path: Path) -> Mapping:
     """Read and validate a mapping; ConfigError naming the file and key otherwise."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read mapping: {exc}") from exc
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        problem = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: cannot read mapping: {problem}") from exc
     try:
         return Mapping.model_validate(document)
     except ValidationError as exc:

@@ -4,20 +4,24 @@
    is normalized by the connector and, in the same run, by a straightforward
    baseline (a full ``xml.etree`` parse with one Python dict per item); both
    rates in findings (ReportItems) per second and their ratio are printed.
-2. Memory: a report of ``--size`` bytes (default 1 GB) is streamed through
+2. End to end: ``ingest_file`` on the same report (SQLite, a fresh data
+   directory, connectors loaded before the clock starts), in a child process.
+3. Memory: a report of ``--size`` bytes (default 1 GB) is streamed through
    ``normalize_batches`` in a child process whose peak RSS is reported.
+
+Rates use wall time; CPU time is printed beside them, since other work on a
+shared machine slows the wall clock but not the CPU time.
 
 Usage::
 
-    python bench/connectors_nessus.py                  # 100 MB throughput, 1 GB memory
-    python bench/connectors_nessus.py --size 50MB --throughput-size 20MB
+    python -m bench nessus                  # 100 MB throughput, 1 GB memory
+    python -m bench nessus --quick          # 20 MB / 50 MB smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.connectors_jsonl import describe, ingest, measure, peak_rss
 from claimready.connectors.base import EvidenceFile
 from claimready.connectors.builtin.nessus import NessusConnector
 
@@ -124,16 +129,19 @@ def run_baseline(path: Path) -> int:
 
 
 def _timed(label: str, function: Any, path: Path, findings: int) -> float:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     function(path)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     rate = findings / elapsed
-    print(f"{label:<32} {elapsed:8.2f} s  {rate:12,.0f} findings/s")
+    print(
+        f"{label:<32} {elapsed:8.2f} s (CPU {cpu:6.2f} s) {rate:12,.0f} findings/s "
+        f"(CPU {findings / cpu:10,.0f}/s)"
+    )
     return rate
 
 
 def throughput(folder: Path, size: int, samples: Path) -> None:
-    """Connector versus baseline on the same generated file."""
+    """Connector versus baseline on the same generated file, then ingest end to end."""
     path = folder / "throughput.nessus"
     findings = generate(path, size, samples)
     print(f"throughput file: {path.stat().st_size / 1e6:,.0f} MB, {findings:,} findings")
@@ -141,6 +149,12 @@ def throughput(folder: Path, size: int, samples: Path) -> None:
     base = _timed("baseline etree + dicts", run_baseline, path, findings)
     verdict = "meets" if ours >= TARGET_RATE else "misses"
     print(f"ratio connector/baseline: {ours / base:.2f}x ({verdict} the {TARGET_RATE:,}/s target)")
+    result = measure(__name__, "--ingest", str(path))
+    print(describe("ingest_file end to end", result))
+    print(
+        f"  = {findings / result['seconds']:,.0f} findings/s "
+        f"(CPU {findings / result['cpu']:,.0f}/s) end to end"
+    )
 
 
 def child_peak_rss(path: Path) -> None:
@@ -152,30 +166,20 @@ def child_peak_rss(path: Path) -> None:
     ):
         facts += len(batch.facts)
         hosts += batch.record_count
-    print(f"{_peak_rss()} {hosts} {facts}")
-
-
-def _peak_rss() -> int:
-    """Peak RSS in bytes of this process image.
-
-    ``ru_maxrss`` survives exec on Linux, so a child forked from a process that
-    already used much memory would report the parent's peak; ``VmHWM`` is reset.
-    """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    print(f"{peak_rss()} {hosts} {facts}")
 
 
 def memory(folder: Path, size: int, samples: Path) -> None:
-    """Peak RSS of a child process streaming a report of ``size`` bytes."""
+    """Peak RSS of child processes streaming, then ingesting, a report of ``size`` bytes."""
     path = folder / "memory.nessus"
     findings = generate(path, size, samples)
     start = time.perf_counter()
     output = subprocess.run(
-        [sys.executable, __file__, "--child", str(path)], check=True, capture_output=True, text=True
+        [sys.executable, "-m", __name__, "--child", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
     ).stdout.split()
     elapsed = time.perf_counter() - start
     peak, hosts, facts = (int(v) for v in output)
@@ -185,6 +189,9 @@ def memory(folder: Path, size: int, samples: Path) -> None:
         f"{facts:,} facts in {elapsed:.1f} s ({findings / elapsed:,.0f} findings/s)"
     )
     print(f"peak RSS streaming it: {peak / (1 << 20):,.0f} MiB ({verdict} the 1 GiB target)")
+    result = measure(__name__, "--ingest", str(path))
+    verdict = "under" if result["peak_rss"] < TARGET_RSS else "OVER"
+    print(f"{describe('ingest_file end to end', result)} ({verdict} the 1 GiB target)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -195,11 +202,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--samples", type=Path, default=DEFAULT_SAMPLES, help="folder of .nessus samples"
     )
+    parser.add_argument("--quick", action="store_true", help="20 MB throughput, 50 MB memory")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--ingest", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         child_peak_rss(args.child)
         return
+    if args.ingest is not None:
+        ingest(args.ingest, "nessus")
+        return
+    if args.quick:
+        args.throughput_size, args.size = "20MB", "50MB"
     with tempfile.TemporaryDirectory(prefix="claimready-bench-") as name:
         folder = Path(name)
         throughput(folder, parse_size(args.throughput_size), args.samples)
@@ -207,4 +221,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

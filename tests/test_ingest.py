@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from enum import IntEnum
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,7 +20,7 @@ from claimready.demo.generate import FleetFaults, defender_machines
 from claimready.errors import InputError, NotFoundError
 from claimready.evidence.models import OBSERVED_FROM_COLLECTION, Evidence
 from claimready.evidence.service import ingest_file
-from claimready.facts.store import COMPACT_MIN_FILES, fact_paths
+from claimready.facts.store import COMPACT_MIN_FILES, FactRow, fact_paths, write_facts
 from claimready.tenants.models import Tenant
 
 
@@ -127,3 +128,36 @@ def test_many_small_ingests_of_a_day_are_compacted(
     assert len(files) < COMPACT_MIN_FILES
     assert sum(pq.read_metadata(f).num_rows for f in files) == total
     assert len(_fact_files(app)) == len(files)  # replaced files are gone from disk
+
+
+def test_fact_files_hold_each_value_in_its_column_one_file_per_day(tmp_path: Path) -> None:
+    class Level(IntEnum):
+        HIGH = 3
+
+    day = datetime(2025, 3, 1, 23, 30, tzinfo=UTC)
+    rows = [
+        FactRow(1, "edr.healthy", True, day),
+        FactRow(1, "vuln.high_open", 2, day + timedelta(hours=1)),
+        FactRow(2, "vuln.max_cvss", 9.8, day),
+        FactRow(2, "vuln.high_open", Level.HIGH, day),
+        FactRow(2, "vuln.cve", "CVE-2024-1", day + timedelta(hours=2)),
+        FactRow(3, "scan.last_scanned", day, day),
+    ]
+    files = write_facts(facts_dir=tmp_path, tenant_id=5, evidence_id=9, ledger_index=4, rows=rows)
+    assert [(f.day.isoformat(), f.rows) for f in files] == [("2025-03-01", 4), ("2025-03-02", 2)]
+    read = pq.read_table([tmp_path / f.path for f in files]).to_pylist()
+    values = {
+        (r["asset_id"], r["signal"], r["observed_at"]): (
+            r["value_bool"],
+            r["value_num"],
+            r["value_text"],
+            r["value_time"],
+        )
+        for r in read
+    }
+    assert values[1, "edr.healthy", day] == (True, None, None, None)
+    assert values[1, "vuln.high_open", day + timedelta(hours=1)] == (None, 2.0, None, None)
+    assert values[2, "vuln.high_open", day] == (None, 3.0, None, None)
+    assert values[2, "vuln.cve", day + timedelta(hours=2)] == (None, None, "CVE-2024-1", None)
+    assert values[3, "scan.last_scanned", day] == (None, None, None, day)
+    assert {(r["tenant_id"], r["evidence_id"], r["ledger_index"]) for r in read} == {(5, 9, 4)}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -17,9 +18,12 @@ from claimready.assets.identity import AssetObservation
 from claimready.connectors.base import Connector, EvidenceFile, Normalized
 from claimready.connectors.jsonlines import (
     Fields,
+    decode_lines,
     first_json_line,
     iter_json_lines,
     iter_json_objects,
+    iter_line_blocks,
+    iter_raw_lines,
     merge_normalized,
 )
 from claimready.errors import InputError
@@ -224,3 +228,42 @@ def test_merge_normalized_combines_batches() -> None:
 
 
 FUZZ_SETTINGS = FUZZ
+
+
+def test_blocks_number_lines_across_block_boundaries(write: Writer) -> None:
+    text = "\ufeff" + "".join(f'{{"n": {i}}}\n' if i % 7 else "\r\n" for i in range(1, 60))
+    path = write(text + '{"n": 60}')
+    blocks = list(iter_line_blocks(path, file="f", block_bytes=16))
+    numbered = [pair for block in blocks for pair in block.numbered()]
+    assert numbered == list(iter_raw_lines(path, file="f"))
+    assert [n for n, _ in numbered] == [i for i in range(1, 61) if i % 7]
+    assert len(blocks) > 10 and all(block.utf8 for block in blocks)
+
+
+def test_block_reader_reports_the_long_line_after_the_lines_before_it(write: Writer) -> None:
+    path = write('{"a": 1}\n{"a": 2}\n{"b": "' + "x" * 300 + '"}\n{"a": 3}\n')
+    seen: list[int] = []
+    with pytest.raises(InputError, match="longer than 100 bytes") as caught:
+        for block in iter_line_blocks(path, file="f", max_line_bytes=100, block_bytes=1 << 20):
+            seen.extend(number for number, _ in block.numbered())
+    assert (seen, caught.value.record) == ([1, 2], "line 3")
+
+
+class _Shape(msgspec.Struct):
+    a: int
+
+
+def test_decode_lines_gives_none_for_any_line_it_cannot_read(write: Writer) -> None:
+    decoder = msgspec.json.Decoder(_Shape)
+    good = next(iter_line_blocks(write('{"a": 1, "x": [1]}\n{"a": 2}\n'), file="f"))
+    assert decode_lines(decoder, good) == [_Shape(1), _Shape(2)]
+    for text in ('{"a": 1}\n\n', '{"a": "1"}\n', '{"a": 1}{"a": 2}\n', '{"a": 1, "x": NaN}\n'):
+        assert decode_lines(decoder, next(iter_line_blocks(write(text), file="f"))) is None
+
+
+def test_decode_lines_refuses_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"a": 1, "skipped": "\xff"}\n')  # a typed decoder skips the field unread
+    block = next(iter_line_blocks(path, file="f"))
+    assert not block.utf8
+    assert decode_lines(msgspec.json.Decoder(_Shape), block) is None

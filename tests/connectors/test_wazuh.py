@@ -258,3 +258,31 @@ def test_fuzz_vulnerabilities_47(data: bytes) -> None:
 @given(data=mutated(SCA.read_bytes()))
 def test_fuzz_sca(data: bytes) -> None:
     only_input_errors(WazuhScaConnector(), data, "agent-002.json")
+
+
+def test_odd_alerts_in_a_block_give_the_same_result_as_alone(tmp_path: Path) -> None:
+    alerts = _alerts()
+    odd = [dict(alerts[0]), dict(alerts[1]), dict(alerts[2])]
+    odd[0]["agent"] = {**odd[0]["agent"], "id": 7}  # a number: read through the checked path
+    odd[1]["timestamp"] = "2024-05-01T12:00:00+0200"  # an offset other than UTC
+    odd[2]["rule"] = {**odd[2]["rule"], "level": 99}
+    mixed = [*alerts[3:], *odd]
+    path = tmp_path / "alerts.json"
+    path.write_text("".join(json.dumps(a) + "\n" for a in mixed))
+    together = normalize_file(WazuhAlertsConnector(), path)
+    one_by_one = (
+        tmp_path / "single.json"
+    )  # a blank line sends the whole block down the checked path
+    one_by_one.write_text("\n".join(json.dumps(a) + "\n" for a in mixed))
+    assert normalize_file(WazuhAlertsConnector(), one_by_one).facts == together.facts
+    assert together.record_count == len(mixed)
+    assert "7" in facts_by(together, "log.last_event")
+
+
+def test_an_infinite_level_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.json"
+    line = json.dumps(_alerts()[0]).replace('"level": ', '"level": 1e999, "old_level": ')
+    path.write_text(line + "\n")
+    with pytest.raises(InputError, match="finite") as caught:
+        normalize_file(WazuhAlertsConnector(), path)
+    assert (caught.value.record, caught.value.field) == ("line 1", "rule.level")

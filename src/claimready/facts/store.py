@@ -14,9 +14,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,9 +46,12 @@ ROW_GROUP_ROWS = 131_072
 COMPACT_MIN_FILES = 8
 
 
-@dataclass(frozen=True, slots=True)
-class FactRow:
-    """One fact with its asset resolved, ready to store."""
+class FactRow(NamedTuple):
+    """One fact with its asset resolved, ready to store.
+
+    A named tuple rather than a dataclass: ingest builds one per fact, and a
+    batch of them transposes into columns in one step.
+    """
 
     asset_id: int
     signal: str
@@ -62,39 +68,89 @@ class WrittenFile:
     rows: int
 
 
-def _columns(rows: Sequence[FactRow]) -> dict[str, list[object]]:
-    values = [r.value for r in rows]
-    return {
-        "asset_id": [r.asset_id for r in rows],
-        "signal": [r.signal for r in rows],
-        "value_bool": [v if isinstance(v, bool) else None for v in values],
-        "value_num": [
+_VALUE_NAMES = ("value_bool", "value_num", "value_text", "value_time")
+# The value column of each plain value type; values of other types (subclasses) are checked.
+_VALUE_COLUMNS: dict[type, str] = {
+    bool: "value_bool",
+    int: "value_num",
+    float: "value_num",
+    str: "value_text",
+    datetime: "value_time",
+}
+
+
+def _plain_column(values: Sequence[FactValue], name: str, kinds: set[type]) -> Sequence[object]:
+    """Column ``name`` when every value is exactly one of the plain types in ``kinds``."""
+    if name == "value_num":
+        if kinds == {float}:
+            return values
+        return [float(v) if type(v) is int or type(v) is float else None for v in values]
+    if len(kinds) == 1:
+        return values
+    if name == "value_bool":
+        return [v if v is True or v is False else None for v in values]
+    wanted = str if name == "value_text" else datetime
+    return [v if type(v) is wanted else None for v in values]
+
+
+def _checked_column(values: Sequence[FactValue], name: str) -> list[object]:
+    """Column ``name`` for values of any type, subclasses included."""
+    if name == "value_bool":
+        return [v if isinstance(v, bool) else None for v in values]
+    if name == "value_num":
+        return [
             float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
             for v in values
-        ],
-        "value_text": [v if isinstance(v, str) else None for v in values],
-        "value_time": [v if isinstance(v, datetime) else None for v in values],
-        "observed_at": [r.observed_at for r in rows],
-    }
+        ]
+    wanted = str if name == "value_text" else datetime
+    return [v if isinstance(v, wanted) else None for v in values]
+
+
+def _value_arrays(values: Sequence[FactValue]) -> list[pa.Array]:
+    """The four value columns: each value fills the column of its type, the others are null."""
+    kinds = set(map(type, values))
+    plain = kinds <= _VALUE_COLUMNS.keys()
+    filled = {_VALUE_COLUMNS[kind] for kind in kinds} if plain else set(_VALUE_NAMES)
+    arrays: list[pa.Array] = []
+    for name in _VALUE_NAMES:
+        column_type = FACT_SCHEMA.field(name).type
+        if name not in filled:
+            arrays.append(pa.nulls(len(values), column_type))
+        else:
+            column = _plain_column(values, name, kinds) if plain else _checked_column(values, name)
+            arrays.append(pa.array(column, type=column_type))
+    return arrays
+
+
+def _repeat(value: int | None, count: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.int64()), count)
 
 
 def fact_table(
     rows: Sequence[FactRow], *, tenant_id: int, evidence_id: int, ledger_index: int | None
 ) -> pa.Table:
     """A Parquet-ready table of ``rows`` in :data:`FACT_SCHEMA`."""
-    columns = _columns(rows)
     count = len(rows)
+    asset_ids, signals, values, observed = (list(map(itemgetter(i), rows)) for i in range(4))
     arrays = [
-        pa.repeat(pa.scalar(tenant_id, pa.int64()), count)
-        if name == "tenant_id"
-        else pa.repeat(pa.scalar(evidence_id, pa.int64()), count)
-        if name == "evidence_id"
-        else pa.repeat(pa.scalar(ledger_index, pa.int64()), count)
-        if name == "ledger_index"
-        else pa.array(columns[name], type=FACT_SCHEMA.field(name).type)
-        for name in FACT_SCHEMA.names
+        _repeat(tenant_id, count),
+        pa.array(asset_ids, type=pa.int64()),
+        pa.array(signals, type=pa.string()),
+        *_value_arrays(values),
+        pa.array(observed, type=FACT_SCHEMA.field("observed_at").type),
+        _repeat(evidence_id, count),
+        _repeat(ledger_index, count),
     ]
     return pa.Table.from_arrays(arrays, schema=FACT_SCHEMA)
+
+
+def _by_day(table: pa.Table) -> list[tuple[date, pa.Table]]:
+    """The table's rows per observed (UTC) day, days in order of first appearance."""
+    days = table.column("observed_at").cast(pa.date32())
+    unique = pc.unique(days).to_pylist()
+    if len(unique) == 1:
+        return [(unique[0], table)]
+    return [(day, table.filter(pc.equal(days, pa.scalar(day, pa.date32())))) for day in unique]
 
 
 class FactWriter:
@@ -112,19 +168,18 @@ class FactWriter:
 
     def add(self, rows: Sequence[FactRow]) -> None:
         """Append facts (any days, any order)."""
-        by_day: dict[date, list[FactRow]] = {}
-        for row in rows:
-            by_day.setdefault(row.observed_at.date(), []).append(row)
+        if not rows:
+            return
+        table = fact_table(
+            rows,
+            tenant_id=self.tenant_id,
+            evidence_id=self.evidence_id,
+            ledger_index=self.ledger_index,
+        )
         try:
-            for day, chunk in by_day.items():
-                table = fact_table(
-                    chunk,
-                    tenant_id=self.tenant_id,
-                    evidence_id=self.evidence_id,
-                    ledger_index=self.ledger_index,
-                )
-                self._writer(day).write_table(table, row_group_size=ROW_GROUP_ROWS)
-                self._rows[day] = self._rows.get(day, 0) + len(chunk)
+            for day, chunk in _by_day(table):
+                self._writer(day).write_table(chunk, row_group_size=ROW_GROUP_ROWS)
+                self._rows[day] = self._rows.get(day, 0) + chunk.num_rows
         except OSError as exc:
             self.abort()
             raise StorageError(f"{self.facts_dir}: cannot write facts: {exc.strerror}") from exc

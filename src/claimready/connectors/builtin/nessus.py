@@ -212,16 +212,32 @@ class _Host:
 
 @dataclass(slots=True)
 class _Item:
+    """The ReportItem being read; its record label is built only for a warning or an error."""
+
+    host: _Host
+    index: int
     plugin: str
     severity: int
-    label: str
     cves: list[str] = field(default_factory=list)
     cvss3: str | None = None
     cvss2: str | None = None
 
+    @property
+    def label(self) -> str:
+        return f"{self.host.label} item {self.index} (plugin {self.plugin})"
+
+
+# Ends the reader acts on inside a ReportItem (besides the end of a captured text).
+_STRUCTURE = frozenset({"ReportItem", "ReportHost", "HostProperties"})
+
 
 class _Reader:
-    """Expat callbacks turning the element stream into finished hosts."""
+    """Expat callbacks turning the element stream into finished hosts.
+
+    Inside a ReportItem (most of a report's elements) the parser calls the
+    lean :meth:`_child_start` and :meth:`_child_end`, which only look for the
+    three texts an item gives and for the end of the item.
+    """
 
     def __init__(self, *, file: str) -> None:
         self.file = file
@@ -240,11 +256,7 @@ class _Reader:
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         """Element opened: begin an item, a host, or capture of a wanted text."""
-        if self._item is not None:
-            if name in _ITEM_TEXT:
-                self._capturing = name
-                self.capture.begin()
-        elif name == "ReportItem":
+        if name == "ReportItem":
             self._start_item(attrs)
         elif name == "tag" and self._in_props:
             tag_name = attrs.get("name", "")
@@ -267,11 +279,24 @@ class _Reader:
         elif name == "ReportItem" and self._item is not None:
             self._finish_item(self._item)
             self._item = None
+            self.parser.StartElementHandler = self.start
+            self.parser.EndElementHandler = self.end
         elif name == "ReportHost" and self._host is not None:
             self.done.append(self._host)
             self._host = None
         elif name == "HostProperties":
             self._in_props = False
+
+    def _child_start(self, name: str, attrs: dict[str, str]) -> None:
+        """An element opened inside a ReportItem: capture it when it is a wanted text."""
+        if name in _ITEM_TEXT:
+            self._capturing = name
+            self.capture.begin()
+
+    def _child_end(self, name: str) -> None:
+        """An element closed inside a ReportItem."""
+        if name == self._capturing or name in _STRUCTURE:
+            self.end(name)
 
     def _check_root(self, name: str) -> None:
         if name != ROOT:
@@ -295,28 +320,36 @@ class _Reader:
         host = self._host
         if host is None:
             raise InputError("ReportItem outside a ReportHost", file=self.file, field="ReportItem")
-        label = f"{host.label} item {host.items}"
+        index = host.items
         host.items += 1
         plugin = attrs.get("pluginID", "").strip()
         if not plugin:
-            raise InputError("missing pluginID", file=self.file, record=label, field="pluginID")
+            raise InputError(
+                "missing pluginID",
+                file=self.file,
+                record=f"{host.label} item {index}",
+                field="pluginID",
+            )
         severity = _SEVERITY.get(attrs.get("severity", "").strip())
+        item = _Item(host, index, plugin, -1 if severity is None else severity)
         if severity is None:
             found = attrs.get("severity")
             raise InputError(
                 f"expected a severity 0-4, found {found!r}",
                 file=self.file,
-                record=f"{label} (plugin {plugin})",
+                record=item.label,
                 field="severity",
             )
-        self._item = _Item(plugin=plugin, severity=severity, label=f"{label} (plugin {plugin})")
-        self._note_exposure(host, attrs, self._item.label)
+        self._item = item
+        self._note_exposure(host, attrs, item)
+        self.parser.StartElementHandler = self._child_start
+        self.parser.EndElementHandler = self._child_end
 
-    def _note_exposure(self, host: _Host, attrs: dict[str, str], label: str) -> None:
+    def _note_exposure(self, host: _Host, attrs: dict[str, str], item: _Item) -> None:
         port = attrs.get("port", "0").strip()
         if not port.isdigit():
             host.ports_readable = False
-            self.warnings.append(RecordWarning(label, "port", f"unreadable port {port!r}"))
+            self.warnings.append(RecordWarning(item.label, "port", f"unreadable port {port!r}"))
         service = attrs.get("svc_name", "").strip().lower().rstrip("?")
         host.rdp = host.rdp or port == _RDP_PORT or service in _RDP_SERVICES
         host.smb = host.smb or port == _SMB_PORT or service in _SMB_SERVICES

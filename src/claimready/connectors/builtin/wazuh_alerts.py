@@ -12,15 +12,23 @@ is ``summary``, with ``data.sca.policy_id``, ``score`` (percent passed),
 state is rebuilt from the latest summary per agent and policy.
 
 The file is read as a stream in batches, so its size is not limited by memory.
+Blocks of lines are decoded with a typed decoder that reads only the fields
+above; a line it cannot read as a plain alert (another type somewhere, an SCA
+summary, an odd timestamp) goes through the checked path, which gives the
+warning or the error naming its line and field.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
+from claimready.assets.identity import AssetObservation
 from claimready.connectors.base import (
     Connector,
     EvidenceFile,
@@ -36,13 +44,16 @@ from claimready.connectors.builtin.wazuh import (
 )
 from claimready.connectors.jsonlines import (
     Fields,
+    LineBlock,
+    decode_lines,
     first_json_line,
-    iter_raw_lines,
+    iter_line_blocks,
     line_record,
     merge_normalized,
     parse_line,
 )
 from claimready.connectors.registry import hookimpl
+from claimready.errors import InputError
 from claimready.facts.models import Fact
 from claimready.timeutil import parse_utc
 
@@ -53,12 +64,49 @@ ALERT_MIN_LEVEL = 7
 BATCH_LINES = 50_000
 MEDIA_TYPE = "application/x-ndjson"
 _ZERO = timedelta(0)
+_MAX_LEVEL = 15  # Wazuh's highest rule level; a larger one takes the checked path
 
 
 @dataclass(slots=True)
 class _Agent:
+    id: str
     name: str | None
     last_event: datetime | None = None
+    observation: AssetObservation | None = None
+
+    def observed(self) -> AssetObservation:
+        """The agent's asset observation (its name is the one first seen, so it never changes)."""
+        if self.observation is None:
+            self.observation = agent_observation(self.id, self.name)
+        return self.observation
+
+
+# The shapes the fast path reads. ``gc=False``: they live for one block and hold no cycles.
+class _RuleShape(msgspec.Struct, gc=False):
+    level: int | float
+    id: str | int
+
+
+class _AgentShape(msgspec.Struct, gc=False):
+    id: str | int
+    name: str | None = None
+
+
+class _DataShape(msgspec.Struct, gc=False):
+    """``data`` must be an object; its fields are read only for an SCA summary (checked path)."""
+
+
+class _AlertShape(msgspec.Struct, gc=False):
+    """The fields of an alert that are read; every other field is skipped unread."""
+
+    timestamp: str
+    rule: _RuleShape
+    agent: _AgentShape
+    data: _DataShape | None = None
+
+
+_DECODER = msgspec.json.Decoder(_AlertShape)
+_SCA_KEY = b'"sca"'  # a line holding it anywhere takes the checked path, which reads data.sca
 
 
 @dataclass(slots=True)
@@ -66,14 +114,6 @@ class _Scan:
     at: datetime
     score: float
     failed: float
-
-
-@dataclass(slots=True)
-class _Stream:
-    where: str
-    observed_at: datetime | None
-    agents: dict[str, _Agent] = field(default_factory=dict)
-    scans: dict[tuple[str, str], _Scan] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -90,6 +130,17 @@ class _Batch:
             self.first = moment
         if self.last is None or moment > self.last:
             self.last = moment
+
+
+@dataclass(slots=True)
+class _Stream:
+    where: str
+    observed_at: datetime | None
+    agents: dict[str, _Agent] = field(default_factory=dict)
+    scans: dict[tuple[str, str], _Scan] = field(default_factory=dict)
+    batch: _Batch = field(default_factory=lambda: _Batch())
+    # The value of an alert fact, by rule id and level: one string per rule, not one per alert.
+    values: dict[tuple[str, int | float], str] = field(default_factory=dict)
 
 
 def _sca_number(sca: Fields, name: str, label: str, warnings: list[RecordWarning]) -> float | None:
@@ -169,9 +220,16 @@ def _read_alert(number: int, raw: Any, stream: _Stream, batch: _Batch) -> None:
     if fast is None:
         fast = _checked_fields(Fields(raw, file=stream.where, record=line_record(number)))
     stamp, level, rule_id, agent_id, name = fast
+    if not math.isfinite(level):
+        raise InputError(
+            f"expected a finite number, found {level}",
+            file=stream.where,
+            record=line_record(number),
+            field="rule.level",
+        )
     known = stream.agents.get(agent_id)
     if known is None:
-        known = stream.agents[agent_id] = _Agent(name)
+        known = stream.agents[agent_id] = _Agent(agent_id, name)
     batch.touched[agent_id] = None
     batch.records += 1
     try:
@@ -193,11 +251,93 @@ def _read_alert(number: int, raw: Any, stream: _Stream, batch: _Batch) -> None:
         _read_sca(alert.need("data"), agent_id, moment, stream, batch)
 
 
+def _plain_moment(alert: _AlertShape) -> datetime | None:
+    """The time of an alert stamped in UTC; None sends it down the checked path."""
+    try:
+        moment = datetime.fromisoformat(alert.timestamp)
+        return moment if moment.tzinfo is UTC else _parse_stamp(alert.timestamp)
+    except ValueError:
+        return None
+
+
+def _read_plain_alerts(block: LineBlock, alerts: list[_AlertShape], stream: _Stream) -> None:
+    """Read ``alerts``, decoded from ``block``, into the current batch: one record each.
+
+    Alerts whose fields all have their usual types are read here; any other
+    goes through :func:`_read_alert`, which gives the same result, warning or error.
+    """
+    batch = stream.batch
+    agents, touched, facts, values = stream.agents, batch.touched, batch.facts, stream.values
+    given, lines = stream.observed_at, block.lines
+    first, last = batch.first, batch.last
+    plain = 0
+    for index, alert in enumerate(alerts):
+        agent, rule = alert.agent, alert.rule
+        agent_id, rule_id, level = agent.id, rule.id, rule.level
+        moment = _plain_moment(alert)
+        if (
+            moment is None
+            or type(agent_id) is not str
+            or type(rule_id) is not str
+            or not agent_id.strip()
+            or level > _MAX_LEVEL
+            or _SCA_KEY in lines[index]
+        ):
+            batch.first, batch.last = first, last
+            number = block.first + index
+            _read_alert(
+                number, parse_line(lines[index], file=stream.where, number=number), stream, batch
+            )
+            first, last = batch.first, batch.last
+            continue
+        plain += 1
+        known = agents.get(agent_id)
+        if known is None:
+            known = agents[agent_id] = _Agent(agent_id, agent.name)
+        touched[agent_id] = None
+        if first is None or moment < first:
+            first = moment
+        if last is None or moment > last:
+            last = moment
+        if known.last_event is None or moment > known.last_event:
+            known.last_event = moment
+        if level >= ALERT_MIN_LEVEL:
+            value = values.get((rule_id, level))
+            if value is None:
+                value = values[rule_id, level] = f"{rule_id}|{int(level)}"
+            facts.append(Fact(agent_id, SIGNAL_ALERT, value, given or moment))
+    batch.first, batch.last = first, last
+    batch.records += plain
+
+
+def _read_block(block: LineBlock, stream: _Stream) -> Iterator[_Batch]:
+    """Read one block of lines, yielding every batch that fills up on the way."""
+    alerts = decode_lines(_DECODER, block)
+    if alerts is None:
+        for number, data in block.numbered():
+            raw = parse_line(data, file=stream.where, number=number)
+            _read_alert(number, raw, stream, stream.batch)
+            if stream.batch.records >= BATCH_LINES:
+                yield stream.batch
+                stream.batch = _Batch()
+        return
+    start = 0
+    while start < len(alerts):
+        stop = min(len(alerts), start + max(BATCH_LINES - stream.batch.records, 1))
+        _read_plain_alerts(
+            LineBlock(block.first + start, block.lines[start:stop], block.utf8),
+            alerts[start:stop],
+            stream,
+        )
+        start = stop
+        if stream.batch.records >= BATCH_LINES:
+            yield stream.batch
+            stream.batch = _Batch()
+
+
 def _batch_result(stream: _Stream, batch: _Batch) -> Normalized:
     return Normalized(
-        observations=tuple(
-            agent_observation(agent_id, stream.agents[agent_id].name) for agent_id in batch.touched
-        ),
+        observations=tuple(stream.agents[agent_id].observed() for agent_id in batch.touched),
         facts=tuple(batch.facts),
         record_count=batch.records,
         observed_from=batch.first if stream.observed_at is None else None,
@@ -223,9 +363,7 @@ def _final_result(stream: _Stream, *, collected_at: datetime) -> Normalized:
     elif stream.observed_at is None and not any(a.last_event for a in stream.agents.values()):
         notes = (f"{stream.where}: no readable alert timestamp (collected {collected_at})",)
     return Normalized(
-        observations=tuple(
-            agent_observation(agent_id, agent.name) for agent_id, agent in stream.agents.items()
-        ),
+        observations=tuple(agent.observed() for agent in stream.agents.values()),
         facts=tuple(facts),
         record_count=0,
         observed_from=None,
@@ -274,14 +412,11 @@ class WazuhAlertsConnector(Connector):
     ) -> Iterator[Normalized]:
         """Batches of alerts as they stream by, then per-agent last events and SCA state."""
         stream = _Stream(where=evidence.display_name, observed_at=observed_at)
-        batch = _Batch()
-        for number, data in iter_raw_lines(evidence.path, file=stream.where):
-            _read_alert(number, parse_line(data, file=stream.where, number=number), stream, batch)
-            if batch.records >= BATCH_LINES:
-                yield _batch_result(stream, batch)
-                batch = _Batch()
-        if batch.records or batch.warnings:
-            yield _batch_result(stream, batch)
+        for block in iter_line_blocks(evidence.path, file=stream.where):
+            for full in _read_block(block, stream):
+                yield _batch_result(stream, full)
+        if stream.batch.records or stream.batch.warnings:
+            yield _batch_result(stream, stream.batch)
         yield _final_result(stream, collected_at=collected_at)
 
     def normalize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -14,12 +15,12 @@ from claimready.timeutil import utcnow
 FactValue = bool | float | int | str | datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
     """One observation about one asset, before the asset is resolved to an id.
 
     ``asset_key`` is the connector's key for the asset within one piece of
-    evidence; ingest maps it to the tenant's reconciled asset.
+    evidence; ingest maps it to the tenant's reconciled asset. A tuple, since
+    connectors build millions of them.
     """
 
     asset_key: str

@@ -1,46 +1,98 @@
-"""The demo builds a year of evidence and the EDR control finds exactly the gaps it injects."""
+"""The demo feeds a year of evidence through the real connectors; it finds exactly its gaps."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from claimready.cli.app import main
-from claimready.demo.run import EDR_CONTROL, first_day, injected_gaps, prepare_dir
+from claimready.demo.run import (
+    EDR_CONTROL,
+    INCIDENTS,
+    TENANT,
+    UNFED,
+    expected_gaps,
+    first_day,
+    prepare_dir,
+)
 from claimready.errors import ConflictError
 from claimready.timeutil import format_utc, parse_utc
 
+YEAR = timedelta(days=365)
 
-def test_demo_finds_every_injected_gap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+
+def _run_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict[str, Any]]:
     target = tmp_path / "demo"
     with pytest.raises(SystemExit) as exited:
         main(["--data-dir", str(tmp_path), "demo", "--dir", str(target), "--json"])
     assert exited.value.code == 0
-    summary = json.loads(capsys.readouterr().out)
+    return target, json.loads(capsys.readouterr().out)
+
+
+def test_demo_finds_exactly_the_injected_gaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target, summary = _run_demo(tmp_path, capsys)
     start = parse_utc(summary["first_day"])
-    edr = next(c for c in summary["evaluations"]["acme-dental"] if c["id"] == EDR_CONTROL)
-    found = [(g["status"], g["start"], g["end"]) for g in edr["gaps"]]
-    before_first_export = ("unverified", format_utc(start), format_utc(start + timedelta(days=1)))
-    expected = [(s, format_utc(a), format_utc(b)) for s, a, b in injected_gaps(start)]
-    assert found == [before_first_export, *expected]
-    organizational = {"accountability", "backups-isolated", "email-authentication", "log-retention"}
-    for control in summary["evaluations"]["acme-dental"]:
-        if control["id"] in organizational:
-            assert control["at"]["status"] == "pass", control["id"]
+    controls = {c["id"]: c for c in summary["evaluations"][TENANT]}
+    assert len(controls) == 25
+    expected = expected_gaps(start)
+    for control_id, control in controls.items():
+        found = [(g["status"], g["start"], g["end"]) for g in control["gaps"]]
+        if control_id in UNFED:
+            continue
+        wanted = [(s, format_utc(a), format_utc(b)) for s, a, b in expected.get(control_id, [])]
+        assert found == wanted, control_id  # every injected gap, exactly, and no other
+        assert control["at"]["status"] == "pass", control_id
+    assert all(incident["found"] for incident in summary["incidents"])
+    assert len(summary["incidents"]) == len(INCIDENTS)
+    assert "steps" not in controls[EDR_CONTROL]  # the summary stays small
+
+    # every machine seen by the scanner, the RMM, osquery and the SIEM reconciled with the EDR
     with pytest.raises(SystemExit):
-        main(["--data-dir", str(target), "report", "--tenant", "acme-dental", "--json"])
+        main(["--data-dir", str(target), "report", "--tenant", TENANT, "--json"])
     report = json.loads(capsys.readouterr().out)
     shown = {c["id"]: c for c in report["controls"]}
     assert shown[EDR_CONTROL]["status"] == "pass"
     assert shown[EDR_CONTROL]["provable"] is False  # imported today about last year
 
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "--data-dir",
+                str(target),
+                "gaps",
+                "--tenant",
+                TENANT,
+                "--as-of",
+                format_utc(start + YEAR),
+                "--window",
+                "365d",
+                "--control",
+                "mfa-privileged",
+                "--json",
+            ]
+        )
+    gaps = json.loads(capsys.readouterr().out)
+    assert [(g["status"], g["start"], g["end"]) for g in gaps["gaps"]] == [
+        (s, format_utc(a), format_utc(b)) for s, a, b in expected["mfa-privileged"]
+    ]
+
 
 def test_first_day_is_a_midnight() -> None:
     start = first_day(parse_utc("2026-11-27T15:30:00Z"))
     assert format_utc(start) == "2025-11-27T00:00:00Z"
+
+
+def test_every_expected_gap_lies_inside_the_year() -> None:
+    start = first_day(parse_utc("2026-11-27T15:30:00Z"))
+    for gaps in expected_gaps(start).values():
+        for _, gap_start, gap_end in gaps:
+            assert start < gap_start < gap_end <= start + YEAR
 
 
 def test_demo_refuses_a_directory_that_is_not_a_demo(tmp_path: Path) -> None:

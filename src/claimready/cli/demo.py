@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from claimready.app import App
 from claimready.cli.options import JsonOption
 from claimready.cli.output import emit_json, progress, status_text, stdout
 from claimready.cli.render import evaluation_json
-from claimready.demo.run import EDR_CONTROL, prepare_dir, run_demo
+from claimready.controls.service import WindowEvaluation
+from claimready.demo.run import (
+    INCIDENTS,
+    STEPS,
+    TENANT,
+    UNFED,
+    DemoOutcome,
+    expected_gaps,
+    prepare_dir,
+    run_demo,
+)
 from claimready.settings import load_settings
 from claimready.timeutil import format_utc
-
-STEPS = 4
 
 
 def register(cli: typer.Typer) -> None:
@@ -54,43 +64,107 @@ def demo(
             bar.advance(task)
 
         outcome = run_demo(settings=settings, step=step)
-    acme = outcome.evaluations["acme-dental"]
-    edr = next(c for c in acme.controls if c.control.id == EDR_CONTROL)
+    found = _incidents_found(outcome)
     if json_output:
-        emit_json(
-            {
-                "data_dir": str(outcome.data_dir),
-                "first_day": format_utc(outcome.first_day),
-                "ingests": len(outcome.ingests),
-                "evaluations": {
-                    k: evaluation_json(v)["controls"] for k, v in outcome.evaluations.items()
-                },
-            }
-        )
+        emit_json(_summary_json(outcome, found))
         return
+    _print_summary(outcome, found)
+
+
+def _found_gaps(evaluation: WindowEvaluation) -> set[tuple[str, str, str, str]]:
+    return {
+        (item.control.id, gap.status, format_utc(gap.start), format_utc(gap.end))
+        for item in evaluation.controls
+        for gap in item.gaps
+    }
+
+
+def _incidents_found(outcome: DemoOutcome) -> list[tuple[str, bool]]:
+    """Each injected incident and whether the evaluation shows exactly its gaps."""
+    seen = _found_gaps(outcome.evaluations[TENANT])
+    start = outcome.first_day
+    result = []
+    for incident in INCIDENTS:
+        wanted = {
+            (
+                g.control,
+                g.status,
+                format_utc(start + timedelta(days=g.first)),
+                format_utc(start + timedelta(days=g.end)),
+            )
+            for g in incident.gaps
+        }
+        result.append((incident.title, wanted <= seen))
+    return result
+
+
+def _summary_json(outcome: DemoOutcome, found: list[tuple[str, bool]]) -> dict[str, Any]:
+    evaluations: dict[str, list[dict[str, Any]]] = {}
+    for tenant, result in outcome.evaluations.items():
+        controls = evaluation_json(result)["controls"]
+        evaluations[tenant] = [{k: v for k, v in c.items() if k != "steps"} for c in controls]
+    expected = expected_gaps(outcome.first_day)
+    return {
+        "data_dir": str(outcome.data_dir),
+        "first_day": format_utc(outcome.first_day),
+        "ingests": len(outcome.ingests),
+        "evaluations": evaluations,
+        "incidents": [{"title": title, "found": ok} for title, ok in found],
+        "expected_gaps": {
+            control: [
+                {"status": s, "start": format_utc(a), "end": format_utc(b)} for s, a, b in gaps
+            ]
+            for control, gaps in expected.items()
+        },
+        "unfed_controls": UNFED,
+    }
+
+
+def _control_table(tenant: str, result: WindowEvaluation) -> Table:
+    table = Table(
+        title=f"{tenant}: {format_utc(result.window_start)} .. {format_utc(result.as_of)}"
+    )
+    table.add_column("control")
+    table.add_column("now")
+    table.add_column("continuity", justify="right")
+    table.add_column("gaps")
+    for item in result.controls:
+        share = item.continuity.share
+        shown = "-" if share is None else f"{share:.1%}"
+        gaps = ", ".join(f"{g.status} {g.start:%Y-%m-%d}..{g.end:%Y-%m-%d}" for g in item.gaps[:3])
+        if len(item.gaps) > 3:
+            gaps += f" (+{len(item.gaps) - 3})"
+        table.add_row(item.control.id, status_text(item.at.status), shown, gaps or "-")
+    return table
+
+
+def _print_summary(outcome: DemoOutcome, found: list[tuple[str, bool]]) -> None:
     console = stdout()
     console.print(f"[bold]claimready demo[/] built in {outcome.data_dir}")
-    console.print(f"  {len(outcome.ingests)} pieces of evidence ingested", markup=False)
-    for label, result in outcome.evaluations.items():
-        for item in result.controls:
-            share = item.continuity.share
-            shown = "-" if share is None else f"{share:.1%}"
-            console.print(
-                f"  {label}: {item.control.id} {status_text(item.at.status)} "
-                f"(continuity {shown}, {len(item.gaps)} gaps)"
-            )
-    for gap in edr.gaps:
-        console.print(
-            f"  EDR gap: {gap.status} {format_utc(gap.start)} .. {format_utc(gap.end)}",
-            markup=False,
-        )
+    console.print(f"{len(outcome.ingests)} pieces of evidence ingested", markup=False)
+    for tenant, result in outcome.evaluations.items():
+        console.print(_control_table(tenant, result))
+    console.print(f"\ninjected incidents at {TENANT} (each must show up as its exact gaps):")
+    for title, ok in found:
+        mark = "[green]found[/]" if ok else "[red]NOT FOUND[/]"
+        console.print(f"  {mark} {title}", highlight=False)
+    if UNFED:
+        console.print("\ncontrols no demo connector feeds (unverified by design):")
+        for control, why in UNFED.items():
+            console.print(f"  {control}: {why}", markup=False)
+    console.print(
+        "globex-lab holds one real Defender sample export and nothing else, so most of its "
+        "controls are unverified.",
+        markup=False,
+    )
     where = f"claimready --data-dir {outcome.data_dir}"
     console.print("\nwhere to look next:", markup=False)
     for command in (
-        f"{where} gaps --tenant acme-dental --window 365d --control {EDR_CONTROL}",
-        f"{where} evaluate --tenant acme-dental --window 365d",
-        f"{where} controls show {EDR_CONTROL} --tenant acme-dental",
-        f"{where} report --tenant acme-dental",
+        f"{where} gaps --tenant {TENANT} --window 365d",
+        f"{where} gaps --tenant {TENANT} --window 365d --control mfa-privileged",
+        f"{where} controls show kev-remediated --tenant {TENANT}",
+        f"{where} evaluate --tenant {TENANT} --window 365d",
+        f"{where} report --tenant {TENANT}",
         f"{where} verify",
     ):
         console.print(f"  {command}", markup=False, soft_wrap=True)

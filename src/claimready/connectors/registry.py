@@ -6,6 +6,7 @@ implementation under the ``claimready`` entry-point group.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import pkgutil
@@ -61,10 +62,16 @@ def _load_entry_points(manager: pluggy.PluginManager) -> None:
             log.warning("connector plugin %s (%s) failed to load: %s", entry.name, entry.value, exc)
 
 
+@functools.cache
+def default_manager() -> pluggy.PluginManager:
+    """The process's plugin manager (built-in and installed plugins), built once."""
+    return plugin_manager()
+
+
 def all_connectors(manager: pluggy.PluginManager | None = None) -> dict[str, Connector]:
     """Every registered connector by kind."""
     found: dict[str, Connector] = {}
-    for batch in (manager or plugin_manager()).hook.claimready_connectors():
+    for batch in (manager or default_manager()).hook.claimready_connectors():
         for connector in batch:
             found.setdefault(connector.kind, connector)
     return found

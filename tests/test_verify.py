@@ -46,6 +46,7 @@ def test_clean_ledger_verifies(run: Run, ingested: Path) -> None:
             "blobs": 1,
             "evidence": 1,
             "root": report[0]["root"],
+            "timestamps": 0,
         }
     ]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import httpx
+from cryptography import x509
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -12,10 +14,12 @@ from claimready.blobs.base import BlobStore
 from claimready.blobs.factory import open_blob_store
 from claimready.db.engine import make_engine, session_factory
 from claimready.db.migrate import require_current
+from claimready.errors import ConfigError
 from claimready.ledger.checkpoint import make_origin
 from claimready.ledger.keys import KeyRing
 from claimready.ledger.log import Ledger
 from claimready.ledger.storage import FileStorage
+from claimready.ledger.timestamp import TimestampAuthority, Timestamper, load_certificates
 from claimready.settings import Settings
 
 
@@ -61,15 +65,50 @@ class App:
         """Where the tenant's published ledger objects (tiles, bundles, checkpoints) live."""
         return FileStorage(self.settings.ledger_dir / tenant_slug)
 
+    @cached_property
+    def timestamp_certificates(self) -> tuple[x509.Certificate, ...]:
+        """Trust anchors (and intermediates) for RFC 3161 timestamps; empty if none are set."""
+        path = self.settings.tsa_roots
+        if path is None:
+            if self.settings.tsa_url:
+                raise ConfigError("tsa_url needs tsa_roots: the PEM certificates it chains to")
+            return ()
+        try:
+            return load_certificates(path.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read tsa_roots: {exc.strerror}") from exc
+
+    def _timestamper(self) -> Timestamper | None:
+        if not self.settings.tsa_url:
+            return None
+        certificates = self.timestamp_certificates
+        authority = TimestampAuthority(
+            url=self.settings.tsa_url,
+            roots=tuple(c for c in certificates if c.issuer == c.subject),
+            intermediates=tuple(c for c in certificates if c.issuer != c.subject),
+        )
+        return Timestamper(authority=authority, client=self.http)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        """The one HTTP client for outbound calls (timestamp authority)."""
+        return httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+
     def open_ledger(self, tenant_slug: str) -> Ledger:
-        """Open (creating on first use) the tenant's ledger; close it when done."""
+        """Open (creating on first use) the tenant's ledger; close it when done.
+
+        With a timestamp authority configured, every new checkpoint is stamped.
+        """
         return Ledger.open(
             directory=self.settings.ledger_dir / tenant_slug,
             origin=self.origin(tenant_slug),
             keyring=self.keyring,
+            timestamper=self._timestamper(),
         )
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the HTTP client."""
         if "engine" in self.__dict__:
             self.engine.dispose()
+        if "http" in self.__dict__:
+            self.http.close()

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
         description="Names this deployment in ledger origins: <deployment>/claimready/<tenant>",
     )
     retention_days: int = Field(default=2555, ge=1, le=36500)
+    tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 timestamp authority stamping every ledger checkpoint",
+    )
+    tsa_roots: Path | None = Field(
+        default=None,
+        description="PEM file of the certificates the timestamp authority must chain to "
+        "(and any intermediates); required with tsa_url, and to verify timestamps",
+    )
     sources_file: Path | None = Field(
         default=None,
         description="YAML file declaring each tenant's sources, schedules and expected "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from claimready.blobs import local
 from claimready.blobs.local import LocalBlobStore
 from claimready.errors import InputError, StorageError
 from claimready.timeutil import parse_utc, utcnow
@@ -152,3 +153,78 @@ def test_large_put_uses_bounded_memory(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 * 1024 * 1024
+
+
+def sources(directory: Path, count: int) -> list[Path]:
+    directory.mkdir()
+    paths = []
+    for number in range(count):
+        path = directory / f"{number}.json"
+        path.write_bytes(f'{{"row":{number}}}'.encode())
+        paths.append(path)
+    return paths
+
+
+def test_put_files_syncs_three_times_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporary files' data, then the sidecars' names, then the blobs' names."""
+    synced: list[Path] = []
+
+    def record(root: Path) -> bool:
+        synced.append(root)
+        return True
+
+    monkeypatch.setattr(local, "_syncfs", record)
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    refs = store.put_files(sources(tmp_path / "src", 40))
+    assert synced == [tmp_path / "blobs"] * 3
+    assert len(set(refs)) == 40
+
+
+def test_put_files_without_syncfs_fsyncs_each_file_and_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsynced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        fsynced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(local, "_syncfs_call", lambda: None)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    refs = store.put_files(sources(tmp_path / "src", 5))
+    directories = {store.path_for(ref.sha256).parent for ref in refs}
+    # Five blobs and five sidecars, then each directory twice (sidecar names, blob names).
+    assert len(fsynced) == 10 + 2 * len(directories)
+    for ref in refs:
+        assert store.path_for(ref.sha256).with_suffix(".json").is_file()
+        assert stat.S_IMODE(store.path_for(ref.sha256).stat().st_mode) == 0o444
+
+
+def test_put_files_leaves_no_temporary_files(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, default_retention_days=1)
+    paths = sources(tmp_path / "src", 10)
+    store.put_files([*paths, paths[0]])
+    leftovers = list((tmp_path / "sha256").rglob(".*"))
+    assert leftovers == []
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_put_files_installs_nothing_when_a_source_is_unreadable(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    paths = [*sources(tmp_path / "src", 3), tmp_path / "missing.json"]
+    with pytest.raises(InputError, match=r"missing\.json"):
+        store.put_files(paths)
+    assert list(store.iter_hashes()) == []
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_put_files_restores_a_missing_sidecar(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path, default_retention_days=1)
+    ref = store.put_bytes(b'{"row":0}')
+    store.path_for(ref.sha256).with_suffix(".json").unlink()
+    store.put_files(sources(tmp_path / "src", 1))
+    assert store.retention(ref.sha256) is not None

@@ -282,3 +282,51 @@ def test_put_then_get_round_trips(shared_store: BlobStore, data: bytes) -> None:
     assert ref.size == len(data)
     assert shared_store.get_bytes(ref.sha256) == data
     assert shared_store.exists(ref.sha256)
+
+
+def write_sources(directory: Path, bodies: list[bytes]) -> list[Path]:
+    """One file per body, in order."""
+    directory.mkdir(exist_ok=True)
+    paths = []
+    for number, body in enumerate(bodies):
+        path = directory / f"evidence-{number:03d}.json"
+        path.write_bytes(body)
+        paths.append(path)
+    return paths
+
+
+def test_put_files_stores_a_batch_in_order(make_store: MakeStore, tmp_path: Path) -> None:
+    store = make_store()
+    bodies = [f'{{"export":{n}}}'.encode() for n in range(20)] + [b'{"export":3}']
+    refs = store.put_files(write_sources(tmp_path / "batch", bodies))
+    assert refs == [
+        BlobRef(sha256=hashlib.sha256(body).hexdigest(), size=len(body)) for body in bodies
+    ]
+    assert refs[3] == refs[-1]
+    assert list(store.iter_hashes()) == sorted({ref.sha256 for ref in refs})
+    for ref, body in zip(refs, bodies, strict=True):
+        assert store.get_bytes(ref.sha256) == body
+        assert store.retention(ref.sha256) is not None
+
+
+def test_put_files_of_stored_blobs_changes_nothing(make_store: MakeStore, tmp_path: Path) -> None:
+    store = make_store()
+    first = store.put_bytes(b"already stored")
+    before = store.stat(first.sha256)
+    refs = store.put_files(write_sources(tmp_path / "again", [b"already stored", b"new"]))
+    assert refs[0] == first
+    assert store.stat(first.sha256) == before
+    assert store.exists(refs[1].sha256)
+
+
+def test_put_files_of_nothing(make_store: MakeStore) -> None:
+    store = make_store()
+    assert store.put_files([]) == []
+    assert list(store.iter_hashes()) == []
+
+
+def test_put_files_names_an_unreadable_source(make_store: MakeStore, tmp_path: Path) -> None:
+    store = make_store()
+    paths = [tmp_path / "absent.json"]
+    with pytest.raises(InputError, match=r"absent\.json"):
+        store.put_files(paths)

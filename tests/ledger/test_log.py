@@ -16,6 +16,7 @@ from claimready.ledger import merkle
 from claimready.ledger.keys import KeyRing
 from claimready.ledger.log import Ledger
 from claimready.ledger.proof import parse_receipt, verify_receipt
+from claimready.ledger.sequencer import SequenceFile
 from claimready.ledger.storage import FileStorage
 from claimready.ledger.verify import verify_log
 
@@ -141,9 +142,13 @@ def test_recovery_integrates_and_cuts_a_torn_tail(tmp_path: Path) -> None:
     ledger = open_ledger(tmp_path)
     assert ledger.append_many([entry(i) for i in range(10)]) == list(range(10))
     ledger.close()  # sequenced, never integrated
-    sequence = tmp_path / "log" / "sequence"
-    with sequence.open("ab") as handle:
-        handle.write(b"\x00\x00\x01\x00\xde\xad")  # a crash mid-record
+    sequence = SequenceFile(tmp_path / "log" / "sequence")
+    sequence.open()
+    tail = sequence.end
+    sequence.close()
+    with (tmp_path / "log" / "sequence").open("r+b") as handle:
+        handle.seek(tail)
+        handle.write(b"\xa5\x00\x01\x00\xde\xad")  # a crash mid-record
     with open_ledger(tmp_path) as reopened:
         assert reopened.size == 10
         assert reopened.append(entry(10)) == 10

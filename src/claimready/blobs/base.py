@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -142,6 +142,15 @@ class BlobStore(ABC):
     @abstractmethod
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store ``data``; return its name and size."""
+
+    def put_files(self, paths: Sequence[str | PathLike[str]]) -> list[BlobRef]:
+        """Store several files; return their refs in the order given.
+
+        Every blob is durable when this returns, as after :meth:`put_file`.
+        Backends override it to make a batch durable with fewer round trips
+        or syncs; this default stores the files one by one.
+        """
+        return [self.put_file(path) for path in paths]
 
     @abstractmethod
     def open(self, sha256: str) -> BinaryIO:

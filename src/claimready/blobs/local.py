@@ -14,13 +14,15 @@ content, but only object storage with Object Lock makes retention binding.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
+import functools
 import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -96,6 +98,44 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@contextmanager
+def _open_source(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """The file to store, opened for reading; an unreadable file is an input error."""
+    source = Path(path)
+    try:
+        stream = source.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=source) from exc
+    with stream:
+        yield stream
+
+
+@functools.cache
+def _syncfs_call() -> Callable[[int], int] | None:
+    """libc's ``syncfs``, where the platform has it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:  # pragma: no cover - no C library to load
+        return None
+    call: Callable[[int], int] | None = getattr(libc, "syncfs", None)
+    return call
+
+
+def _syncfs(root: Path) -> bool:
+    """Sync the whole filesystem holding ``root``; False where ``syncfs`` is missing."""
+    call = _syncfs_call()
+    if call is None:
+        return False
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        if call(fd) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number), str(root))
+    finally:
+        os.close(fd)
+    return True
+
+
 def _copy_hashing(source: Readable, target: BinaryIO) -> BlobRef:
     """Copy ``source`` into ``target`` chunk by chunk, hashing what passes."""
     hasher = hashlib.sha256()
@@ -145,19 +185,96 @@ class LocalBlobStore(BlobStore):
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobRef:
         """Store the file at ``path`` in one streaming pass; return its name and size."""
-        source = Path(path)
-        try:
-            stream = source.open("rb")
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", file=source) from exc
-        with stream:
+        with _open_source(path) as stream:
             return self._put_stream(stream)
 
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store ``data``; return its name and size."""
         return self._put_stream(io.BytesIO(data))
 
+    def put_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[BlobRef]:
+        """Store several files with one group commit; return their refs in order.
+
+        1. Each file is copied into a temporary file under ``tmp/`` and hashed,
+           without a sync. A file that cannot be read raises
+           :class:`~claimready.errors.InputError` before anything is installed.
+        2. Under the store lock, a sidecar is written to a temporary file next
+           to each blob not yet stored.
+        3. Sync the data of every temporary file.
+        4. Rename the sidecars into place, then sync (the new names).
+        5. Rename the blobs into place, then sync (the new names).
+
+        On Linux each sync is one ``syncfs`` of the store's filesystem;
+        elsewhere it is an fsync of each file, then of each directory.
+        Every blob and sidecar is durable when this returns, and, as with
+        :meth:`put_file`, a crash never leaves a blob without its sidecar.
+        """
+        staged: dict[str, Path] = {}
+        refs: list[BlobRef] = []
+        try:
+            for path in paths:
+                with _open_source(path) as stream:
+                    temp, ref = self._stage(stream, sync=False)
+                refs.append(ref)
+                if ref.sha256 in staged:
+                    temp.unlink()
+                else:
+                    staged[ref.sha256] = temp
+            sizes = {ref.sha256: ref.size for ref in refs}
+            self._install_many(staged, sizes)
+        finally:
+            for temp in staged.values():
+                temp.unlink(missing_ok=True)
+        return refs
+
+    def _install_many(self, staged: dict[str, Path], sizes: dict[str, int]) -> None:
+        """Steps 2 to 5 of :meth:`put_files`, for blobs staged in temporary files."""
+        targets = {digest: self.path_for(digest) for digest in staged}
+        with self._store_lock(), self._storage_errors("write to", self._root / LAYOUT_DIR):
+            blobs = {d: t for d, t in staged.items() if not targets[d].exists()}
+            sidecars: dict[str, Path] = {}
+            for digest, target in targets.items():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if self._read_metadata(digest) is None:
+                    meta = self._new_metadata(BlobRef(sha256=digest, size=sizes[digest]))
+                    sidecars[digest] = self._stage_metadata(meta, sync=False)
+            try:
+                self._sync([*blobs.values(), *sidecars.values()], set())
+                for digest, temp in sidecars.items():
+                    temp.replace(targets[digest].with_suffix(METADATA_SUFFIX))
+                self._sync([], {targets[digest].parent for digest in sidecars})
+                for digest, temp in blobs.items():
+                    temp.replace(targets[digest])
+                self._sync([], {targets[digest].parent for digest in blobs})
+            finally:
+                for temp in sidecars.values():
+                    temp.unlink(missing_ok=True)
+
+    def _sync(self, files: Sequence[Path], directories: set[Path]) -> None:
+        """Make the given files' data and directories' entries durable."""
+        if not files and not directories:
+            return
+        if _syncfs(self._root):
+            return
+        for path in files:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for directory in sorted(directories):
+            _fsync_dir(directory)
+
     def _put_stream(self, stream: Readable) -> BlobRef:
+        temp, ref = self._stage(stream, sync=True)
+        try:
+            self._install(temp, ref)
+        finally:
+            temp.unlink(missing_ok=True)
+        return ref
+
+    def _stage(self, stream: Readable, *, sync: bool) -> tuple[Path, BlobRef]:
+        """Copy ``stream`` into a read-only temporary file under ``tmp/``, hashing it."""
         staging = self._root / STAGING_DIR
         with self._storage_errors("write to", staging):
             staging.mkdir(parents=True, exist_ok=True)
@@ -167,12 +284,22 @@ class LocalBlobStore(BlobStore):
             with self._storage_errors("write", temp), os.fdopen(fd, "wb") as out:
                 ref = _copy_hashing(stream, out)
                 out.flush()
-                os.fsync(out.fileno())
+                if sync:
+                    os.fsync(out.fileno())
                 os.fchmod(out.fileno(), READ_ONLY)
-            self._install(temp, ref)
-        finally:
+        except BaseException:
             temp.unlink(missing_ok=True)
-        return ref
+            raise
+        return temp, ref
+
+    def _new_metadata(self, ref: BlobRef) -> _Metadata:
+        return _Metadata(
+            sha256=ref.sha256,
+            size=ref.size,
+            stored_at=utcnow(),
+            retain_until=default_retain_until(self._default_days),
+            legal_hold=False,
+        )
 
     def _install(self, temp: Path, ref: BlobRef) -> None:
         """Move a complete temporary file into place, metadata first."""
@@ -180,21 +307,13 @@ class LocalBlobStore(BlobStore):
         with self._guard(ref.sha256), self._storage_errors("write", target):
             target.parent.mkdir(parents=True, exist_ok=True)
             if self._read_metadata(ref.sha256) is None:
-                self._write_metadata(
-                    _Metadata(
-                        sha256=ref.sha256,
-                        size=ref.size,
-                        stored_at=utcnow(),
-                        retain_until=default_retain_until(self._default_days),
-                        legal_hold=False,
-                    )
-                )
+                self._write_metadata(self._new_metadata(ref))
             if not target.exists():
                 temp.replace(target)
                 _fsync_dir(target.parent)
 
-    def _write_metadata(self, meta: _Metadata) -> None:
-        """Replace the sidecar atomically: temp file, fsync, rename, fsync directory."""
+    def _stage_metadata(self, meta: _Metadata, *, sync: bool) -> Path:
+        """Write the sidecar to a read-only temporary file in the blob's directory."""
         path = self.path_for(meta.sha256).with_suffix(METADATA_SUFFIX)
         with self._storage_errors("write", path):
             fd, name = tempfile.mkstemp(dir=path.parent, prefix=".meta-")
@@ -202,16 +321,32 @@ class LocalBlobStore(BlobStore):
                 with os.fdopen(fd, "wb") as out:
                     out.write(meta.to_json())
                     out.flush()
-                    os.fsync(out.fileno())
+                    if sync:
+                        os.fsync(out.fileno())
                     os.fchmod(out.fileno(), READ_ONLY)
-                Path(name).replace(path)
-            finally:
+            except BaseException:
                 Path(name).unlink(missing_ok=True)
+                raise
+        return Path(name)
+
+    def _write_metadata(self, meta: _Metadata) -> None:
+        """Replace the sidecar atomically: temp file, fsync, rename, fsync directory."""
+        path = self.path_for(meta.sha256).with_suffix(METADATA_SUFFIX)
+        temp = self._stage_metadata(meta, sync=True)
+        with self._storage_errors("write", path):
+            try:
+                temp.replace(path)
+            finally:
+                temp.unlink(missing_ok=True)
             _fsync_dir(path.parent)
 
-    @contextmanager
-    def _guard(self, sha256: str) -> Iterator[None]:
+    def _guard(self, sha256: str) -> AbstractContextManager[None]:
         """An exclusive lock on the store's metadata, across threads and processes."""
+        return self._store_lock()
+
+    @contextmanager
+    def _store_lock(self) -> Iterator[None]:
+        """One lock for the whole store (blob directories are many and small)."""
         lock_path = self._root / LOCK_FILE
         with self._storage_errors("lock", lock_path):
             self._root.mkdir(parents=True, exist_ok=True)

@@ -86,8 +86,8 @@ def verify(
     for r in reports:
         console.print(
             f"{r.tenant}: verified {r.entries} entries, {r.checkpoints} checkpoints, "
-            f"{r.tiles} tiles, {r.blobs} blobs re-hashed, {r.evidence} evidence records "
-            f"matched; root {r.root}",
+            f"{r.tiles} tiles, {r.timestamps} timestamps, {r.blobs} blobs re-hashed, "
+            f"{r.evidence} evidence records matched; root {r.root}",
             markup=False,
             soft_wrap=True,
         )

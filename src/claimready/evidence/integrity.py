@@ -36,6 +36,7 @@ class TenantVerification:
     blobs: int
     evidence: int
     root: str
+    timestamps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -73,8 +74,14 @@ def verify_tenant(*, app: App, tenant_slug: str, rehash: bool = True) -> TenantV
                 f"{len(rows)} evidence records but no ledger", subject=f"tenant {tenant_slug}"
             )
         return TenantVerification(tenant_slug, 0, 0, 0, 0, 0, "")
+    certificates = app.timestamp_certificates
     report = verify_log(
-        storage=storage, origin=app.origin(tenant_slug), verifiers=app.keyring.verifiers()
+        storage=storage,
+        origin=app.origin(tenant_slug),
+        verifiers=app.keyring.verifiers(),
+        timestamp_roots=[c for c in certificates if c.issuer == c.subject],
+        timestamp_intermediates=[c for c in certificates if c.issuer != c.subject],
+        require_timestamps=bool(app.settings.tsa_url),
     )
     for evidence_id, sha256, index in rows:
         subject = f"evidence {evidence_id}"
@@ -97,4 +104,5 @@ def verify_tenant(*, app: App, tenant_slug: str, rehash: bool = True) -> TenantV
         blobs=blobs,
         evidence=len(rows),
         root=report.root.hex(),
+        timestamps=report.timestamps,
     )

@@ -28,6 +28,7 @@ from claimready.errors import (
     InputError,
     NotFoundError,
     StorageError,
+    VerificationError,
 )
 from claimready.ledger import merkle
 from claimready.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -47,6 +48,7 @@ from claimready.ledger.tiles import (
     entries_path,
     tile_path,
 )
+from claimready.ledger.timestamp import TIMESTAMP_SUFFIX, Timestamper, timestamp_path
 
 __all__ = ["CHECKPOINT_PATH", "Ledger", "checkpoint_path"]
 
@@ -124,6 +126,7 @@ class Ledger:
         storage: Storage,
         batch_size: int,
         batch_interval: float,
+        timestamper: Timestamper | None = None,
     ) -> None:
         self.directory = directory
         self.origin = origin
@@ -143,6 +146,10 @@ class Ledger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: ClaimreadyError | None = None
+        self.timestamper = timestamper
+        self._unstamped: dict[int, bytes] = {}
+        #: Why the last timestamp request failed (None once one succeeds again).
+        self.timestamp_error: ClaimreadyError | None = None
 
     # -- opening and closing -------------------------------------------------
 
@@ -156,12 +163,15 @@ class Ledger:
         storage: Storage | None = None,
         batch_size: int = 256,
         batch_interval: float = 0.25,
+        timestamper: Timestamper | None = None,
     ) -> Ledger:
         """Open (creating if needed) the log in ``directory`` and recover it.
 
         ``storage`` holds the published objects (tiles, bundles, checkpoints);
         it defaults to the same directory. A torn tail of the sequencing file
         is cut off, and anything sequenced but not integrated is integrated.
+        With a ``timestamper``, every checkpoint published from now on gets an
+        RFC 3161 timestamp (see :meth:`timestamp_missing` for older ones).
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -172,6 +182,7 @@ class Ledger:
             storage=storage if storage is not None else FileStorage(directory),
             batch_size=batch_size,
             batch_interval=batch_interval,
+            timestamper=timestamper,
         )
         with ledger._integrate_lock:
             with ledger._seq_lock:
@@ -322,6 +333,49 @@ class Ledger:
         self.storage.write(checkpoint_path(state.size), note)
         self.storage.write(CHECKPOINT_PATH, note)
         self._set_checkpoint(checkpoint, note)
+        if self.timestamper is not None:
+            self._unstamped[state.size] = note
+            self._stamp_pending()
+
+    def _stamp_pending(self) -> None:
+        """Timestamp checkpoints still without one, oldest first; stop at the first failure.
+
+        A checkpoint is published whether or not its timestamp can be had;
+        one that fails is retried when the next checkpoint is published.
+        """
+        if self.timestamper is None:
+            return
+        for size in sorted(self._unstamped):
+            try:
+                reply = self.timestamper.timestamp(self._unstamped[size])
+                self.storage.write(timestamp_path(size), reply)
+            except (StorageError, VerificationError) as exc:
+                self.timestamp_error = exc
+                return
+            del self._unstamped[size]
+        self.timestamp_error = None
+
+    def timestamp_missing(self) -> int:
+        """Timestamp every published checkpoint that has none; return how many were added.
+
+        Raises the first failure (the TSA unreachable, or a reply that does
+        not verify). Needs a ``timestamper``.
+        """
+        if self.timestamper is None:
+            raise StorageError("the ledger has no timestamp authority configured")
+        with self._integrate_lock:
+            names = {path.rsplit("/", 1)[1] for path in self.storage.list("checkpoints")}
+            missing = sorted(
+                int(name)
+                for name in names
+                if name.isdigit() and name + TIMESTAMP_SUFFIX not in names
+            )
+            for size in missing:
+                self._unstamped[size] = self.checkpoint_note(size)
+            self._stamp_pending()
+            if self.timestamp_error is not None:
+                raise self.timestamp_error
+        return len(missing)
 
     def _maybe_restart_sequence(self) -> None:
         with self._seq_lock:

@@ -8,6 +8,10 @@
    level-1 hash above it; verify each kept checkpoint whose size ends in the
    range (signature, origin, root) and its RFC 9162 consistency proof from
    the checkpoint before it; compare leftover partial tiles and bundles.
+4. Verify every RFC 3161 timestamp kept beside a checkpoint
+   (``checkpoints/<size>.tsr``): its message imprint is the SHA-256 of that
+   checkpoint note's bytes, the TSA certificate chains to a given trust
+   anchor, and its genTime is not in the future.
 
 Any failure raises VerificationError naming the entry index, object path or
 checkpoint size.
@@ -23,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
+
+from cryptography import x509
 
 from claimready.errors import ClaimreadyError, InputError, StorageError, VerificationError
 from claimready.ledger import merkle
@@ -42,6 +48,7 @@ from claimready.ledger.tiles import (
     tile_path,
     tile_width,
 )
+from claimready.ledger.timestamp import TIMESTAMP_SUFFIX, timestamp_path, verify_timestamp
 
 __all__ = ["BlobCheck", "VerifyReport", "verify_log"]
 
@@ -60,6 +67,7 @@ class VerifyReport:
     root: bytes
     checkpoints: int
     tiles: int
+    timestamps: int = 0
 
 
 @dataclass(frozen=True)
@@ -320,14 +328,56 @@ def _check_high_tiles(storage: Storage, size: int, high: list[bytes]) -> None:
         level += 1
 
 
-def _checkpoint_sizes(storage: Storage) -> list[int]:
-    sizes = []
+def _checkpoint_sizes(storage: Storage) -> tuple[list[int], list[int]]:
+    """Sizes of the kept checkpoints, and of the timestamps kept beside them."""
+    sizes: list[int] = []
+    stamped: list[int] = []
     for path in storage.list("checkpoints"):
         name = path.rsplit("/", 1)[1]
+        found = sizes
+        if name.endswith(TIMESTAMP_SUFFIX):
+            name, found = name.removesuffix(TIMESTAMP_SUFFIX), stamped
         if not name.isdigit():
             raise VerificationError("is not named by a tree size", subject=path)
-        sizes.append(int(name))
-    return sorted(sizes)
+        found.append(int(name))
+    return sorted(sizes), sorted(stamped)
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    roots: tuple[x509.Certificate, ...]
+    intermediates: tuple[x509.Certificate, ...]
+    required: bool
+
+
+def _verify_timestamps(
+    storage: Storage, sizes: Sequence[int], stamped: Sequence[int], anchors: _Anchors
+) -> int:
+    """Step 4: every kept timestamp; with ``required``, one for every checkpoint."""
+    have = set(sizes)
+    for size in stamped:
+        path = timestamp_path(size)
+        if size not in have:
+            raise VerificationError("has no checkpoint beside it", subject=path)
+        if not anchors.roots:
+            raise VerificationError(
+                "cannot be checked: no timestamp trust anchor was given", subject=path
+            )
+        verify_timestamp(
+            _read(storage, path),
+            _read(storage, checkpoint_path(size)),
+            roots=anchors.roots,
+            intermediates=anchors.intermediates,
+            subject=path,
+        )
+    if anchors.required:
+        missing = sorted(have - set(stamped))
+        if missing:
+            raise VerificationError(
+                f"has no timestamp ({len(missing)} checkpoints have none)",
+                subject=f"checkpoint {missing[0]}",
+            )
+    return len(stamped)
 
 
 def verify_log(
@@ -337,11 +387,18 @@ def verify_log(
     verifiers: Sequence[Verifier],
     blob_check: BlobCheck | None = None,
     workers: int | None = None,
+    timestamp_roots: Sequence[x509.Certificate] = (),
+    timestamp_intermediates: Sequence[x509.Certificate] = (),
+    require_timestamps: bool = False,
 ) -> VerifyReport:
     """Verify a whole log; return what was covered or raise VerificationError.
 
     ``blob_check`` is called with every decoded record (in this process, in
-    index order), so the caller can re-hash evidence blobs.
+    index order), so the caller can re-hash evidence blobs. Timestamps kept
+    beside checkpoints are checked against ``timestamp_roots`` (the TSA's
+    trust anchors, reached through ``timestamp_intermediates``); a timestamp
+    present when no anchor is given fails verification. With
+    ``require_timestamps`` every checkpoint up to the latest must have one.
     """
     latest_note = _read(storage, CHECKPOINT_PATH)
     try:
@@ -349,7 +406,9 @@ def verify_log(
     except VerificationError as exc:
         raise VerificationError(exc.problem, subject=CHECKPOINT_PATH) from exc
     size = latest.size
-    sizes = [s for s in _checkpoint_sizes(storage) if s <= size]
+    all_sizes, all_stamped = _checkpoint_sizes(storage)
+    sizes = [s for s in all_sizes if s <= size]
+    stamped = [s for s in all_stamped if s <= size]
     if storage.read(checkpoint_path(size)) != latest_note:
         raise VerificationError(f"differs from {checkpoint_path(size)}", subject=CHECKPOINT_PATH)
     context = _Context(
@@ -368,7 +427,13 @@ def verify_log(
     root = merkle.root_hash(size, _Reader(context, TileCache(storage, limit=4)))
     if root != latest.root:
         raise VerificationError("root does not match the rebuilt tree", subject=CHECKPOINT_PATH)
-    return VerifyReport(size=size, root=root, checkpoints=len(sizes), tiles=tiles)
+    anchors = _Anchors(
+        tuple(timestamp_roots), tuple(timestamp_intermediates), required=require_timestamps
+    )
+    timestamps = _verify_timestamps(storage, sizes, stamped, anchors)
+    return VerifyReport(
+        size=size, root=root, checkpoints=len(sizes), tiles=tiles, timestamps=timestamps
+    )
 
 
 def _default_workers() -> int:

@@ -8,17 +8,21 @@ skipped with a reason, except under ``CI=true``, where that is a failure.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
+from mypy_boto3_s3.client import S3Client
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from claimready.app import App
+from claimready.blobs.s3 import make_s3_client
 from claimready.cli.app import main
 from claimready.db.engine import transaction
 from claimready.db.migrate import upgrade
@@ -27,6 +31,14 @@ from claimready.tenants import service as tenants
 from claimready.tenants.models import Tenant
 
 PG_ENV = "CLAIMREADY_TEST_DATABASE_URL"
+DUMMY_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+}
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 DEFENDER_SAMPLE = SAMPLES / "ms_defender" / "defender.zip"
 
@@ -114,3 +126,34 @@ def run(tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]) -
         return (code if isinstance(code, int) else 1), out, err
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    """URL of a real S3/IAM/Security Hub protocol server (moto) on a free loopback port.
+
+    Tests talk HTTP to it through boto3 with dummy credentials; nothing reaches
+    the internet.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in DUMMY_AWS_ENV.items():
+            patch.setenv(name, value)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_client(aws_endpoint: str) -> S3Client:
+    """A boto3 S3 client for the loopback server, with dummy credentials."""
+    return make_s3_client(
+        endpoint_url=aws_endpoint,
+        region="us-east-1",
+        access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )

@@ -29,12 +29,12 @@ def test_file_url_opens_a_local_store(tmp_path: Path) -> None:
     assert store.path_for(ref.sha256).is_file()
 
 
-def test_s3_url_opens_an_object_locked_store(s3_endpoint: str) -> None:
+def test_s3_url_opens_an_object_locked_store(aws_endpoint: str) -> None:
     bucket = new_bucket_name()
     store = open_blob_store(
         f"s3://{bucket}/claimready/evidence",
         default_retention_days=1,
-        endpoint_url=s3_endpoint,
+        endpoint_url=aws_endpoint,
         region="us-east-1",
         create_bucket=True,
     )

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -16,7 +15,6 @@ from typing import Any, cast
 import boto3
 import pytest
 from hypothesis import given, settings
-from moto.server import ThreadedMotoServer
 
 from claimready.assets.identity import Identifier
 from claimready.connectors.builtin.aws import (
@@ -214,18 +212,6 @@ def test_fuzz_findings(data: bytes) -> None:
 
 
 # Live collection against moto on loopback ---------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def aws_endpoint() -> Iterator[str]:
-    """A real moto server on 127.0.0.1, on a free port."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def _client(service: str, endpoint: str) -> Any:

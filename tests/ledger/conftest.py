@@ -6,53 +6,13 @@ an endpoint URL and dummy credentials; nothing reaches the internet.
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from moto.server import ThreadedMotoServer
 from mypy_boto3_s3.client import S3Client
 
-from claimready.blobs.s3 import make_s3_client
-
-DUMMY_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-}
-
 MakeBucket = Callable[..., str]
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """URL of an S3-protocol server (moto) listening on a free loopback port."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in DUMMY_AWS_ENV.items():
-            patch.setenv(name, value)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
-            host, port = server.get_host_and_port()
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_client(s3_endpoint: str) -> S3Client:
-    """A boto3 client for the loopback server, with dummy credentials."""
-    return make_s3_client(
-        endpoint_url=s3_endpoint,
-        region="us-east-1",
-        access_key_id=DUMMY_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        secret_access_key=DUMMY_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 @pytest.fixture

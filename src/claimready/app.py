@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography import x509
@@ -12,15 +15,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from claimready.blobs.base import BlobStore
 from claimready.blobs.factory import open_blob_store
+from claimready.blobs.s3 import make_s3_client
 from claimready.db.engine import make_engine, session_factory
 from claimready.db.migrate import require_current
 from claimready.errors import ConfigError
 from claimready.ledger.checkpoint import make_origin
 from claimready.ledger.keys import KeyRing
 from claimready.ledger.log import Ledger
-from claimready.ledger.storage import FileStorage
+from claimready.ledger.s3storage import S3Storage
+from claimready.ledger.storage import FileStorage, Storage
 from claimready.ledger.timestamp import TimestampAuthority, Timestamper, load_certificates
 from claimready.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 
 @dataclass
@@ -61,9 +69,33 @@ class App:
         """The ledger origin of a tenant: ``<deployment>/claimready/<tenant>``."""
         return make_origin(deployment=self.settings.deployment, tenant=tenant_slug)
 
-    def ledger_storage(self, tenant_slug: str) -> FileStorage:
-        """Where the tenant's published ledger objects (tiles, bundles, checkpoints) live."""
-        return FileStorage(self.settings.ledger_dir / tenant_slug)
+    def ledger_storage(self, tenant_slug: str) -> Storage:
+        """Where the tenant's published ledger objects (tiles, bundles, checkpoints) live.
+
+        The sequencing file and locks always stay in ``<data_dir>/ledger/<tenant>``.
+        """
+        url = self.settings.ledger_store
+        if not url:
+            return FileStorage(self.settings.ledger_dir / tenant_slug)
+        parts = urlsplit(url)
+        if parts.scheme != "s3":
+            return FileStorage(Path(url.removeprefix("file://")).expanduser() / tenant_slug)
+        if not parts.netloc:
+            raise ConfigError(
+                f"ledger store {url!r}: an s3 URL needs a bucket (s3://bucket/prefix)"
+            )
+        return S3Storage(
+            client=self.s3_client,
+            bucket=parts.netloc,
+            tenant=tenant_slug,
+            prefix=parts.path.strip("/"),
+            latest_bucket=self.settings.ledger_latest_bucket,
+        )
+
+    @cached_property
+    def s3_client(self) -> S3Client:
+        """The S3 client for an S3 ledger store (usual AWS credential chain)."""
+        return make_s3_client(endpoint_url=self.settings.s3_endpoint_url)
 
     @cached_property
     def timestamp_certificates(self) -> tuple[x509.Certificate, ...]:
@@ -103,6 +135,7 @@ class App:
             directory=self.settings.ledger_dir / tenant_slug,
             origin=self.origin(tenant_slug),
             keyring=self.keyring,
+            storage=self.ledger_storage(tenant_slug),
             timestamper=self._timestamper(),
         )
 

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
         "Default: <data_dir>/blobs",
     )
     s3_endpoint_url: str | None = None
+    ledger_store: str | None = Field(
+        default=None,
+        description="Where published ledger objects (tiles, bundles, checkpoints) go: a "
+        "directory, or s3://bucket/prefix. Default: <data_dir>/ledger",
+    )
+    ledger_latest_bucket: str | None = Field(
+        default=None,
+        description="With an S3 ledger store in an Object Lock bucket: a bucket without "
+        "Object Lock for the overwritten latest-checkpoint pointer",
+    )
     deployment: str = Field(
         default="local",
         description="Names this deployment in ledger origins: <deployment>/claimready/<tenant>",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from moto.server import ThreadedMotoServer
 from mypy_boto3_s3.client import S3Client
 from sqlalchemy import create_engine, text
@@ -29,6 +30,16 @@ from claimready.db.migrate import upgrade
 from claimready.settings import Settings
 from claimready.tenants import service as tenants
 from claimready.tenants.models import Tenant
+
+# Property tests: no per-example deadline (shared CI machines stall), and under
+# CI=true a fixed example sequence, so a run is repeatable; locally they explore.
+hypothesis_settings.register_profile("claimready", deadline=None, print_blob=True)
+hypothesis_settings.register_profile(
+    "claimready-ci", parent=hypothesis_settings.get_profile("claimready"), derandomize=True
+)
+hypothesis_settings.load_profile(
+    "claimready-ci" if os.environ.get("CI") == "true" else "claimready"
+)
 
 PG_ENV = "CLAIMREADY_TEST_DATABASE_URL"
 DUMMY_AWS_ENV = {

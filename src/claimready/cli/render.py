@@ -9,8 +9,7 @@ from rich.table import Table
 
 from claimready.cli.output import status_text, stdout
 from claimready.controls.gaps import Gap
-from claimready.controls.service import WindowEvaluation
-from claimready.controls.timeline import StepResult
+from claimready.controls.service import WindowEvaluation, step_json
 from claimready.timeutil import format_utc
 
 MAX_ASSET_ROWS = 25
@@ -83,22 +82,6 @@ def _print_evidence(evidence: list[dict[str, Any]]) -> None:
         )
 
 
-def _step_json(step: StepResult) -> dict[str, Any]:
-    return {
-        "at": format_utc(step.at),
-        "status": step.status,
-        "coverage": step.coverage,
-        "in_scope": step.in_scope,
-        "passing": step.passing,
-        "failing": step.failing,
-        "unverified": step.unverified,
-        "excepted": step.excepted,
-        "backfilled": step.backfilled,
-        "provable": step.provable,
-        "evidence_ids": list(step.evidence_ids),
-    }
-
-
 def _gap_json(gap: Gap) -> dict[str, Any]:
     return {
         "control": gap.control_id,
@@ -119,7 +102,7 @@ def evaluation_json(result: WindowEvaluation) -> dict[str, Any]:
                 "id": spec.id,
                 "title": spec.title,
                 "severity": spec.severity,
-                "at": _step_json(item.at),
+                "at": step_json(item.at),
                 "continuity": item.continuity.share,
                 "steps_total": item.continuity.steps,
                 "steps_pass": item.continuity.passing,
@@ -127,7 +110,7 @@ def evaluation_json(result: WindowEvaluation) -> dict[str, Any]:
                 "steps_unverified": item.continuity.unverified,
                 "steps_backfilled": sum(1 for s in item.steps if not s.provable),
                 "gaps": [_gap_json(g) for g in item.gaps],
-                "steps": [_step_json(s) for s in item.steps],
+                "steps": [step_json(s) for s in item.steps],
             }
         )
     gaps = [g for c in controls for g in c["gaps"]]

@@ -277,7 +277,8 @@ class _Plan:
     stored: dict[str, dict[datetime, timeline.StepResult]]
 
 
-def _step_from_row(row: ControlStep) -> timeline.StepResult:
+def step_from_row(row: ControlStep) -> timeline.StepResult:
+    """A stored step as the engine's result type."""
     return timeline.StepResult(
         control_id=row.control_id,
         at=row.at,
@@ -329,7 +330,7 @@ def _plan(
         )
     )
     for row in rows:
-        stored[row.control_id][row.at] = _step_from_row(row)
+        stored[row.control_id][row.at] = step_from_row(row)
     return _Plan(digest, newest, max(recompute_from, window_start), dict(stored))
 
 
@@ -345,7 +346,7 @@ def _day_records(
     now = utcnow()
     records = []
     for day, controls in sorted(by_day.items()):
-        results = {cid: [_step_json(s) for s in steps] for cid, steps in sorted(controls.items())}
+        results = {cid: [step_json(s) for s in steps] for cid, steps in sorted(controls.items())}
         statuses = {cid: _worst([s.status for s in steps]) for cid, steps in controls.items()}
         records.append(
             generic_record(
@@ -370,16 +371,19 @@ def _worst(statuses: list[str]) -> str:
     return timeline.PASS
 
 
-def _step_json(step: timeline.StepResult) -> dict[str, Any]:
+def step_json(step: timeline.StepResult) -> dict[str, Any]:
+    """A step result as JSON: for scripts, reports and the ledger's daily digests."""
     return {
         "at": format_utc(step.at),
         "status": step.status,
+        "coverage": step.coverage,
         "in_scope": step.in_scope,
         "passing": step.passing,
         "failing": step.failing,
         "unverified": step.unverified,
         "excepted": step.excepted,
         "backfilled": step.backfilled,
+        "provable": step.provable,
         "evidence_ids": list(step.evidence_ids),
     }
 

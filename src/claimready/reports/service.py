@@ -11,7 +11,13 @@ from sqlalchemy.orm import Session
 from claimready.app import App
 from claimready.assets import service as assets
 from claimready.controls.models import PASS, ControlStep
-from claimready.controls.service import asset_detail, get_controls, latest_steps
+from claimready.controls.service import (
+    asset_detail,
+    get_controls,
+    latest_steps,
+    step_from_row,
+    step_json,
+)
 from claimready.evidence.models import Evidence
 from claimready.sources.models import Source
 from claimready.tenants.models import Tenant
@@ -80,21 +86,14 @@ def _shown(value: Any) -> Any:
 def _control(
     *, session: Session, tenant: Tenant, step: ControlStep, title: str, objective: str
 ) -> dict[str, Any]:
+    result = step_json(step_from_row(step))
+    evidence_ids = result.pop("evidence_ids")
     return {
         "id": step.control_id,
         "title": title,
         "objective": objective,
-        "at": format_utc(step.at),
-        "status": step.status,
-        "coverage": step.coverage,
-        "in_scope": step.in_scope,
-        "passing": step.passing,
-        "failing": step.failing,
-        "unverified": step.unverified,
-        "excepted": step.excepted,
-        "backfilled": step.backfilled,
-        "provable": step.backfilled == 0,
-        "evidence": _evidence(session=session, tenant=tenant, ids=list(step.evidence_ids)),
+        **result,
+        "evidence": _evidence(session=session, tenant=tenant, ids=evidence_ids),
     }
 
 

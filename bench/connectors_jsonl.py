@@ -40,6 +40,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench.common import parse_size
 from claimready.connectors.base import EvidenceFile
 from claimready.connectors.builtin.wazuh_alerts import WazuhAlertsConnector
 from claimready.facts.store import FACT_SCHEMA, FactRow, FactWriter
@@ -47,7 +48,6 @@ from claimready.facts.store import FACT_SCHEMA, FactRow, FactWriter
 TARGET_FACTS_PER_S = 200_000
 _ROOT = Path(__file__).resolve().parents[1]  # children run as ``python -m bench.<module>`` here
 TARGET_RSS = 1 << 30
-_UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 _RULES = (
     ("5712", 10, ["syslog", "sshd", "authentication_failures"]),
     ("5503", 5, ["syslog", "pam", "authentication_failed"]),
@@ -60,15 +60,6 @@ _RULES = (
     ("60106", 3, ["windows", "authentication_success"]),
     ("87105", 10, ["vulnerability-detector"]),
 )
-
-
-def parse_size(text: str) -> int:
-    """``1GB``, ``50MB`` or a number of bytes."""
-    raw = text.strip().upper()
-    for unit, factor in _UNITS.items():
-        if raw.endswith(unit):
-            return int(float(raw[: -len(unit)]) * factor)
-    return int(raw)
 
 
 def generate(path: Path, size: int, *, agents: int = 2000, seed: int = 7) -> int:

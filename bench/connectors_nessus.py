@@ -32,25 +32,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import parse_size
 from bench.connectors_jsonl import describe, ingest, measure, peak_rss
 from claimready.connectors.base import EvidenceFile
 from claimready.connectors.builtin.nessus import NessusConnector
 
-# The samples folder sits beside the repository; a copy may be named with --samples.
-DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "nessus"
+# Real reports bundled with their licence (see data/nessus/README.md); --samples names others.
+DEFAULT_SAMPLES = Path(__file__).resolve().parent / "data" / "nessus"
 COLLECTED = datetime(2026, 1, 1, tzinfo=UTC)
 TARGET_RATE = 50_000
 TARGET_RSS = 1 << 30
-_UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
-
-
-def parse_size(text: str) -> int:
-    """``1GB``, ``200MB``, ``512KB`` or a plain byte count."""
-    raw = text.strip().upper()
-    for unit, factor in _UNITS.items():
-        if raw.endswith(unit):
-            return int(float(raw[: -len(unit)]) * factor)
-    return int(raw)
 
 
 def _shapes(samples: Path) -> tuple[str, list[str]]:

@@ -102,3 +102,13 @@ def test_upgrade_from_0001_keeps_fact_files_of_existing_evidence(database_url: s
         ]
     finally:
         engine.dispose()
+
+
+def test_an_unreachable_database_is_a_one_line_storage_error() -> None:
+    engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/nothing?connect_timeout=2")
+    try:
+        with pytest.raises(StorageError, match="cannot read the database") as raised:
+            upgrade(engine)
+        assert "\n" not in str(raised.value)
+    finally:
+        engine.dispose()

@@ -49,10 +49,10 @@ def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
         return
     state = "already up to date" if before == after else f"migrated to {after}"
     console = stdout()
-    console.print(f"data directory  {summary['data_dir']}", markup=False)
-    console.print(f"database        {summary['database']} ({state})", markup=False)
-    console.print(f"evidence blobs  {summary['blob_store']}", markup=False)
-    console.print(f"ledger          {summary['ledger']}", markup=False)
+    console.print(f"data directory  {summary['data_dir']}", markup=False, soft_wrap=True)
+    console.print(f"database        {summary['database']} ({state})", markup=False, soft_wrap=True)
+    console.print(f"evidence blobs  {summary['blob_store']}", markup=False, soft_wrap=True)
+    console.print(f"ledger          {summary['ledger']}", markup=False, soft_wrap=True)
     console.print(f"verifier key    {summary['vkey']}", markup=False, soft_wrap=True)
     console.print("next: claimready tenant add SLUG", markup=False)
 

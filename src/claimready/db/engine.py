@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from claimready.errors import ConfigError, StorageError
@@ -72,6 +72,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def first_line(exc: DBAPIError) -> str:
+    """The driver's message without SQL or traceback lines, for a one-line error."""
+    text = str(exc.orig).strip()
+    return text.splitlines()[0] if text else type(exc.orig).__name__
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: committed if the block succeeds, rolled back otherwise."""
@@ -79,7 +85,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     try:
         with session.begin():
             yield session
-    except OperationalError as exc:
-        raise StorageError(f"database error: {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise StorageError(f"database error: {first_line(exc)}") from exc
     finally:
         session.close()

@@ -9,8 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
+from claimready.db.engine import first_line
 from claimready.errors import StorageError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -36,8 +37,8 @@ def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
-    except OperationalError as exc:
-        raise StorageError(f"cannot reach the database: {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise StorageError(f"cannot read the database: {first_line(exc)}") from exc
 
 
 def upgrade(engine: Engine, *, revision: str = "head") -> tuple[str | None, str]:
@@ -48,8 +49,8 @@ def upgrade(engine: Engine, *, revision: str = "head") -> tuple[str | None, str]
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
-    except OperationalError as exc:
-        raise StorageError(f"migration failed: {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise StorageError(f"migration failed: {first_line(exc)}") from exc
     return before, current_revision(engine) or ""
 
 

@@ -56,6 +56,7 @@ from claimready.db.engine import transaction
 from claimready.db.migrate import upgrade
 from claimready.evidence.models import Evidence
 from claimready.facts.models import FactFile
+from claimready.facts.store import COMPACT_ORDER, COMPACT_ROW_GROUP_ROWS
 from claimready.settings import Settings
 from claimready.sources.models import Source
 from claimready.tenants import service as tenants
@@ -223,6 +224,8 @@ def _write_parquet(facts_dir: Path, tenant_id: int, size: Size, types: dict[str,
     connection.execute("CREATE TABLE a (asset_id BIGINT, kind VARCHAR)")
     connection.executemany("INSERT INTO a VALUES (?, ?)", fleet)
     select = _signal_sql(types)
+    # Sorted and grouped exactly as the product's compaction writes a day's file.
+    order = ", ".join(name for name, _ in COMPACT_ORDER)
     total = 0
     for index in range(size.days):
         day = START + timedelta(days=index)
@@ -237,9 +240,8 @@ def _write_parquet(facts_dir: Path, tenant_id: int, size: Size, types: dict[str,
             f"value_bool::BOOLEAN AS value_bool, value_num::DOUBLE AS value_num, "
             f"value_text::VARCHAR AS value_text, value_time::TIMESTAMPTZ AS value_time, "
             f"observed_at, evidence_id, NULL::BIGINT AS ledger_index FROM ({select}) "
-            f"ORDER BY asset_id, signal, observed_at) "
-            f"TO '{folder / 'c-bench.parquet'}' "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 131072)"
+            f"ORDER BY {order}) TO '{folder / 'c-bench.parquet'}' "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {COMPACT_ROW_GROUP_ROWS})"
         ).fetchone()
         total += int(rows[0]) if rows else 0
     connection.close()

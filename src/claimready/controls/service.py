@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from claimready.app import App
 from claimready.assets.models import Asset
 from claimready.canonical import canonical_json
-from claimready.controls import timeline
+from claimready.controls import grid, timeline
 from claimready.controls.gaps import Continuity, Gap, continuity, find_gaps
 from claimready.controls.models import (
     ControlException,
@@ -41,7 +41,7 @@ from claimready.controls.pack import Control, ControlSpec, baseline, build_contr
 from claimready.db.engine import transaction
 from claimready.errors import InputError, NotFoundError
 from claimready.evidence.models import Evidence
-from claimready.facts.store import fact_paths
+from claimready.facts.store import fact_files, tenant_folder
 from claimready.ledger.records import encode_record, generic_record
 from claimready.tenants import service as tenants
 from claimready.tenants.models import Tenant
@@ -247,8 +247,11 @@ def fact_source(
         timeline.ExceptionWindow(e.control_id, e.asset_id, e.starts_at, e.expires_at)
         for e in list_exceptions(session=session, tenant_id=tenant_id)
     ]
+    files = fact_files(session=session, tenant_id=tenant_id, facts_dir=facts_dir)
     return timeline.FactSource(
-        files=fact_paths(session=session, tenant_id=tenant_id, facts_dir=facts_dir),
+        files=[path for _, path in files],
+        days=[day for day, _ in files],
+        cache=tenant_folder(facts_dir=facts_dir, tenant_id=tenant_id),
         tenant_id=tenant_id,
         asset_kinds=kinds,
         stored_at=stored,
@@ -517,26 +520,29 @@ def _compute(
     dict[str, list[timeline.StepResult]],
     dict[str, timeline.StepResult],
 ]:
-    types = signal_types()
     computed: dict[str, list[timeline.StepResult]] = {}
     window: dict[str, list[timeline.StepResult]] = {}
     at: dict[str, timeline.StepResult] = {}
     window_start = request.as_of - request.window
-    with timeline.connect(source) as connection:
-        for cid, control in controls.items():
-            steps = timeline.step_series(window_start, request.as_of, control.spec.step_delta)
-            steps = [s for s in steps if s >= window_start]
-            known = plan.stored.get(cid, {})
-            needed = [s for s in steps if s not in known or s >= plan.recompute_from]
-            extra = [] if request.as_of in needed else [request.as_of]
-            results = timeline.evaluate_steps(
-                connection, control=control, steps=[*needed, *extra], types=types
-            )
-            fresh = {r.at: r for r in results}
-            # The moment asked about is kept too, so reports show the latest state.
-            computed[cid] = [fresh[s] for s in needed] + [fresh[s] for s in extra]
-            window[cid] = [fresh[s] if s in fresh else known[s] for s in steps]
-            at[cid] = fresh[request.as_of]
+    series: dict[str, list[datetime]] = {}
+    wanted: dict[str, list[datetime]] = {}
+    for cid, control in controls.items():
+        steps = timeline.step_series(window_start, request.as_of, control.spec.step_delta)
+        series[cid] = [s for s in steps if s >= window_start]
+        known = plan.stored.get(cid, {})
+        needed = [s for s in series[cid] if s not in known or s >= plan.recompute_from]
+        # The moment asked about is kept too, so reports show the latest state.
+        wanted[cid] = needed if request.as_of in needed else [*needed, request.as_of]
+    moments = sorted({s for steps in wanted.values() for s in steps})
+    results = grid.evaluate(
+        source, controls=list(controls.values()), steps=moments, types=signal_types()
+    )
+    for cid in controls:
+        fresh = {r.at: r for r in results[cid]}
+        known = plan.stored.get(cid, {})
+        computed[cid] = [fresh[s] for s in wanted[cid]]
+        window[cid] = [fresh[s] if s in fresh else known[s] for s in series[cid]]
+        at[cid] = fresh[request.as_of]
     return computed, window, at
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,10 @@ class FactSource:
     stored_at: dict[int, datetime]
     stored_before: datetime | None = None
     exceptions: Sequence[ExceptionWindow] = ()
+    #: The observed (UTC) day of each file, in the order of ``files``.
+    days: Sequence[date] = ()
+    #: The tenant's folder of fact files, where its summary is kept (None: not kept).
+    cache: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +256,16 @@ def _value_table(signal: str, value_type: str, window: str) -> str:
     )
 
 
-def _snapshot_table(signal: str, with_kev: bool, window: str) -> str:
+def domain_filter(column_sql: str, signal: str) -> str:
+    """SQL that holds for signals of ``signal``'s domain (its name up to the first dot).
+
+    A range rather than ``LIKE``, so Parquet scans skip other signals' row groups.
+    """
     domain = signal.split(".", 1)[0]
+    return f"({column_sql} >= {_text(domain + '.')} AND {column_sql} < {_text(domain + '/')})"
+
+
+def _snapshot_table(signal: str, with_kev: bool, window: str) -> str:
     kev_join = ""
     kev_col = "NULL::TIMESTAMPTZ[] AS kt"
     if with_kev:
@@ -270,7 +282,7 @@ def _snapshot_table(signal: str, with_kev: bool, window: str) -> str:
         f"SELECT f.asset_id, f.observed_at, "
         f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS n, {kev_col}, "
         f"max(f.evidence_id) AS e, max(f.stored_at) AS st "
-        f"FROM facts f{kev_join} WHERE f.signal LIKE {_text(domain + '.%')}"
+        f"FROM facts f{kev_join} WHERE {domain_filter('f.signal', signal)}"
         f"{window.replace('observed_at', 'f.observed_at')} "
         f"GROUP BY f.asset_id, f.observed_at"
     )

@@ -43,6 +43,10 @@ FACT_SCHEMA = pa.schema(
     ]
 )
 ROW_GROUP_ROWS = 131_072
+#: Compacted files are sorted by signal first, in row groups small enough that a query
+#: for a few signals skips the others by their row groups' statistics.
+COMPACT_ORDER = (("signal", "ascending"), ("asset_id", "ascending"), ("observed_at", "ascending"))
+COMPACT_ROW_GROUP_ROWS = 16_384
 COMPACT_MIN_FILES = 8
 
 
@@ -186,9 +190,9 @@ class FactWriter:
 
     def _writer(self, day: date) -> pq.ParquetWriter:
         if day not in self._writers:
-            relative = Path(f"tenant={self.tenant_id}/day={day.isoformat()}")
+            folder = tenant_folder(facts_dir=self.facts_dir, tenant_id=self.tenant_id)
             name = f"e{self.evidence_id}-{uuid.uuid4().hex[:8]}.parquet"
-            final = self.facts_dir / relative / name
+            final = folder / f"day={day.isoformat()}" / name
             final.parent.mkdir(parents=True, exist_ok=True)
             temporary = final.with_name(f".{name}.tmp")
             writer = pq.ParquetWriter(temporary, FACT_SCHEMA, compression="zstd")
@@ -250,14 +254,28 @@ def remove_files(*, facts_dir: Path, files: Iterable[str]) -> None:
         (facts_dir / relative).unlink(missing_ok=True)
 
 
+def fact_files(
+    *, session: Session, tenant_id: int, facts_dir: Path, until: datetime | None = None
+) -> list[tuple[date, Path]]:
+    """The tenant's committed fact files with their days, optionally only days up to ``until``."""
+    query = select(FactFile.day, FactFile.path).where(FactFile.tenant_id == tenant_id)
+    if until is not None:
+        query = query.where(FactFile.day <= until.date())
+    rows = session.execute(query.order_by(FactFile.day, FactFile.id)).tuples()
+    return [(day, facts_dir / name) for day, name in rows]
+
+
 def fact_paths(
     *, session: Session, tenant_id: int, facts_dir: Path, until: datetime | None = None
 ) -> list[Path]:
     """The tenant's committed fact files, optionally only days up to ``until``."""
-    query = select(FactFile.path).where(FactFile.tenant_id == tenant_id)
-    if until is not None:
-        query = query.where(FactFile.day <= until.date())
-    return [facts_dir / name for name in session.scalars(query.order_by(FactFile.day, FactFile.id))]
+    found = fact_files(session=session, tenant_id=tenant_id, facts_dir=facts_dir, until=until)
+    return [path for _, path in found]
+
+
+def tenant_folder(*, facts_dir: Path, tenant_id: int) -> Path:
+    """The folder holding a tenant's fact files."""
+    return facts_dir / f"tenant={tenant_id}"
 
 
 def compact(
@@ -279,13 +297,11 @@ def compact(
         return 0
     paths = [path for path, _ in rows]
     merged = pq.read_table([str(facts_dir / p) for p in paths], schema=FACT_SCHEMA)
-    merged = merged.sort_by(
-        [("asset_id", "ascending"), ("signal", "ascending"), ("observed_at", "ascending")]
-    )
+    merged = merged.sort_by(list(COMPACT_ORDER))
     relative = f"tenant={tenant_id}/day={day.isoformat()}/c-{uuid.uuid4().hex[:12]}.parquet"
     final = facts_dir / relative
     temporary = final.with_name(f".{final.name}.tmp")
-    pq.write_table(merged, temporary, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    pq.write_table(merged, temporary, compression="zstd", row_group_size=COMPACT_ROW_GROUP_ROWS)
     _fsync_rename(temporary, final)
     try:
         with transaction(sessions) as session:

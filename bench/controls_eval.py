@@ -3,9 +3,11 @@
 A tenant with 10,000 assets (users, workstations, servers, backup jobs,
 network devices, cloud resources, email domains, the organization) and a
 year of daily evidence for 20 baseline controls is written directly as
-Parquet in the product's layout (``tenant=<id>/day=<date>/``) and registered
-in a fresh SQLite deployment (tenant, sources, evidence, assets, fact files),
-so the product's own :func:`claimready.controls.service.evaluate` runs on it.
+Parquet in the product's layout (``tenant=<id>/day=<date>/``, one compacted
+file per day) and registered in a fresh SQLite deployment (tenant, sources,
+evidence, assets, fact files); settled months are then merged into one file
+each by the product's own compaction, as ingest does. The product's
+:func:`claimready.controls.service.evaluate` runs on it.
 
 Measured, each in a child process whose peak resident memory (VmHWM) is read:
 
@@ -56,7 +58,13 @@ from claimready.db.engine import transaction
 from claimready.db.migrate import upgrade
 from claimready.evidence.models import Evidence
 from claimready.facts.models import FactFile
-from claimready.facts.store import COMPACT_ORDER, COMPACT_ROW_GROUP_ROWS
+from claimready.facts.store import (
+    COMPACT_ORDER,
+    COMPACT_ROW_GROUP_ROWS,
+    MONTHS_SETTLE,
+    compact_month,
+    months_to_merge,
+)
 from claimready.settings import Settings
 from claimready.sources.models import Source
 from claimready.tenants import service as tenants
@@ -313,11 +321,25 @@ def build(data_dir: Path, size: Size) -> int:
                 FactFile(
                     tenant_id=tenant_id,
                     day=day,
+                    last_day=day,
                     path=f"tenant={tenant_id}/day={day.isoformat()}/c-bench.parquet",
                     rows=0,
                     evidence_count=len(_sources()),
                 )
                 for day in days
+            )
+        # As ingest does once a month has settled: its day files become one file.
+        end = (START + timedelta(days=size.days)).date()
+        with transaction(app.sessions) as session:
+            months = months_to_merge(
+                session=session, tenant_id=tenant_id, before=end - MONTHS_SETTLE
+            )
+        for month in months:
+            compact_month(
+                sessions=app.sessions,
+                tenant_id=tenant_id,
+                facts_dir=settings.facts_dir,
+                month=month,
             )
     finally:
         app.close()

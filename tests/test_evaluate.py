@@ -7,8 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from claimready.app import App
+from claimready.controls.models import EvaluationRun
 from claimready.controls.service import EvaluateRequest, add_exception, evaluate, tune
+from claimready.db.engine import transaction
 from claimready.demo.generate import FleetFaults, defender_machines
 from claimready.evidence.service import ingest_file
 from claimready.ledger.records import decode_record
@@ -47,6 +51,11 @@ def _edr(app: App, **changes: object) -> list[tuple[str, datetime, datetime]]:
     return [(g.status, g.start, g.end) for g in edr.gaps]
 
 
+def _runs(app: App) -> int:
+    with transaction(app.sessions) as session:
+        return int(session.scalar(select(func.count()).select_from(EvaluationRun)) or 0)
+
+
 def test_gaps_have_exact_bounds_and_runs_are_incremental(
     app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
 ) -> None:
@@ -59,8 +68,13 @@ def test_gaps_have_exact_bounds_and_runs_are_incremental(
         ("fail", START + 8 * DAY, START + 9 * DAY),
     ]
     # The same question again re-evaluates nothing; a backfill re-evaluates from its day.
+    runs = _runs(app)
     again = evaluate(app=app, request=EvaluateRequest("acme", START + 10 * DAY, 10 * DAY))
     assert again.recomputed_from is not None and again.recomputed_from > START + 10 * DAY
+    # Every step asked for, the moment itself included, came from the stored results.
+    assert _runs(app) == runs
+    edr = next(c for c in again.controls if c.control.id == "edr-coverage")
+    assert edr.at.status == "pass" and edr.at.at == START + 10 * DAY
     _ingest_days(app, tmp_path, [3, 4], inactive=set())
     assert _edr(app) == [
         ("unverified", START, START + DAY),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 
@@ -20,7 +20,15 @@ from claimready.demo.generate import FleetFaults, defender_machines
 from claimready.errors import InputError, NotFoundError
 from claimready.evidence.models import OBSERVED_FROM_COLLECTION, Evidence
 from claimready.evidence.service import ingest_file
-from claimready.facts.store import COMPACT_MIN_FILES, FactRow, fact_paths, write_facts
+from claimready.facts.query import list_facts
+from claimready.facts.store import (
+    COMPACT_MIN_FILES,
+    FACT_SCHEMA,
+    FactRow,
+    fact_files,
+    fact_paths,
+    write_facts,
+)
 from claimready.tenants.models import Tenant
 
 
@@ -161,3 +169,29 @@ def test_fact_files_hold_each_value_in_its_column_one_file_per_day(tmp_path: Pat
     assert values[2, "vuln.cve", day + timedelta(hours=2)] == (None, None, "CVE-2024-1", None)
     assert values[3, "scan.last_scanned", day] == (None, None, None, day)
     assert {(r["tenant_id"], r["evidence_id"], r["ledger_index"]) for r in read} == {(5, 9, 4)}
+
+
+def test_a_past_month_of_day_files_becomes_one_file(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+) -> None:
+    tenant = make_tenant("acme")
+    total = 0
+    for n in range(COMPACT_MIN_FILES):
+        moment = datetime(2026, 1, 3 + n, 9, tzinfo=UTC)
+        document = defender_machines(
+            count=4, now=moment, seed=n, faults=FleetFaults(), domain="a.example"
+        )
+        path = tmp_path / f"export-{n}.json"
+        path.write_text(json.dumps(document))
+        total += ingest_file(app=app, tenant_slug="acme", path=path, observed_at=moment).fact_count
+    with transaction(app.sessions) as session:
+        files = fact_files(session=session, tenant_id=tenant.id, facts_dir=app.settings.facts_dir)
+        listed = list_facts(files=[f.path for f in files], tenant_id=tenant.id, limit=total + 1)
+    assert [(f.day, f.last_day) for f in files] == [(date(2026, 1, 1), date(2026, 1, 31))]
+    assert files[0].path.parent.name == "month=2026-01"
+    assert len(listed) == total
+    assert len(_fact_files(app)) == 1  # the day files are gone from disk
+    table = pq.ParquetFile(files[0].path).read()
+    assert table.schema == FACT_SCHEMA
+    keys = list(zip(*(table.column(c).to_pylist() for c in ("signal", "asset_id")), strict=True))
+    assert keys == sorted(keys)  # sorted by signal, so scans skip other signals' row groups

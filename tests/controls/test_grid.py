@@ -115,7 +115,7 @@ def _source(
     files.sort(key=lambda f: (f[0], str(f[1])))
     return timeline.FactSource(
         files=[path for _, path in files],
-        days=[day for day, _ in files],
+        days=[(day, day) for day, _ in files],
         tenant_id=1,
         asset_kinds=KINDS,
         stored_at={e: START + timedelta(hours=h) for e, h in enumerate(stored_hours, start=1)},
@@ -156,17 +156,23 @@ def test_grid_equals_per_control_sql(
         else []
     )
     source = _source(tmp_path, rows, stored_hours, cut, exceptions)
-    for control in CONTROLS:
-        steps = timeline.step_series(START, START + timedelta(days=4), control.spec.step_delta) + [
-            START + timedelta(days=2, hours=odd, minutes=7)
-        ]
-        steps = sorted(set(steps))
-        with timeline.connect(source) as connection:
-            expected = timeline.evaluate_steps(
-                connection, control=control, steps=steps, types=TYPES
+    # Ten days of steps read each value type on its own; two days read them together.
+    for days in (10, 2):
+        for control in CONTROLS:
+            steps = sorted(
+                {
+                    *timeline.step_series(
+                        START, START + timedelta(days=days), control.spec.step_delta
+                    ),
+                    START + timedelta(days=1, hours=odd, minutes=7),
+                }
             )
-        found = grid.evaluate(source, controls=[control], steps=steps, types=TYPES)[control.id]
-        assert found == expected, control.id
+            with timeline.connect(source) as connection:
+                expected = timeline.evaluate_steps(
+                    connection, control=control, steps=steps, types=TYPES
+                )
+            found = grid.evaluate(source, controls=[control], steps=steps, types=TYPES)
+            assert found[control.id] == expected, (days, control.id)
 
 
 def test_grid_evaluates_controls_together_as_alone(tmp_path: Path) -> None:

@@ -57,8 +57,8 @@ from claimready.controls.timeline import (
     combine,
     domain_filter,
 )
-from claimready.facts.store import FACT_SCHEMA
-from claimready.facts.summary import first_of, sql_files, summarize
+from claimready.facts.store import FACT_SCHEMA, connect_duckdb, parquet_sql
+from claimready.facts.summary import first_of, summarize
 from claimready.timeutil import UTC, format_utc
 
 MAX_CELLS = 4_000_000
@@ -99,7 +99,7 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 
 def _facts_sql(files: Sequence[Path]) -> str:
     """The fact files to read, or the empty table of facts when there are none."""
-    return f"read_parquet({sql_files(files)})" if files else _NO_FACTS
+    return parquet_sql(files) if files else _NO_FACTS
 
 
 def _text(value: str) -> str:
@@ -268,8 +268,8 @@ class _Tenant:
         first, last = _moment(lower).date(), _moment(upper).date()
         return [
             path
-            for path, day in zip(self.source.files, self.source.days, strict=True)
-            if first <= day <= last
+            for path, (day, last_day) in zip(self.source.files, self.source.days, strict=True)
+            if day <= last and first <= last_day
         ]
 
 
@@ -780,8 +780,7 @@ def evaluate(
     if not moments or not controls:
         return results
     instants = np.array([_us(s) for s in moments], dtype=np.int64)
-    with duckdb.connect() as connection:
-        connection.execute("SET TimeZone = 'UTC'")
+    with connect_duckdb() as connection:
         connection.register("no_facts_arrow", FACT_SCHEMA.empty_table())
         connection.execute(f"CREATE TEMP TABLE {_NO_FACTS} AS SELECT * FROM no_facts_arrow")
         tenant = _Tenant(connection, source)

@@ -249,8 +249,8 @@ def fact_source(
     ]
     files = fact_files(session=session, tenant_id=tenant_id, facts_dir=facts_dir)
     return timeline.FactSource(
-        files=[path for _, path in files],
-        days=[day for day, _ in files],
+        files=[f.path for f in files],
+        days=[(f.day, f.last_day) for f in files],
         cache=tenant_folder(facts_dir=facts_dir, tenant_id=tenant_id),
         tenant_id=tenant_id,
         asset_kinds=kinds,
@@ -531,8 +531,10 @@ def _compute(
         series[cid] = [s for s in steps if s >= window_start]
         known = plan.stored.get(cid, {})
         needed = [s for s in series[cid] if s not in known or s >= plan.recompute_from]
-        # The moment asked about is kept too, so reports show the latest state.
-        wanted[cid] = needed if request.as_of in needed else [*needed, request.as_of]
+        # The moment asked about is kept too, so reports show the latest state; a stored
+        # result for it that no newer evidence affects is the answer as it stands.
+        current = request.as_of in known and request.as_of < plan.recompute_from
+        wanted[cid] = needed if request.as_of in needed or current else [*needed, request.as_of]
     moments = sorted({s for steps in wanted.values() for s in steps})
     results = grid.evaluate(
         source, controls=list(controls.values()), steps=moments, types=signal_types()
@@ -542,7 +544,7 @@ def _compute(
         known = plan.stored.get(cid, {})
         computed[cid] = [fresh[s] for s in wanted[cid]]
         window[cid] = [fresh[s] if s in fresh else known[s] for s in series[cid]]
-        at[cid] = fresh[request.as_of]
+        at[cid] = fresh[request.as_of] if request.as_of in fresh else known[request.as_of]
     return computed, window, at
 
 

@@ -44,6 +44,7 @@ from claimready.controls.expr import (
     compile_sql,
 )
 from claimready.controls.pack import Control
+from claimready.facts.store import connect_duckdb, parquet_sql
 from claimready.timeutil import UTC, format_utc
 
 PASS = "pass"  # noqa: S105 - a status, not a secret
@@ -80,8 +81,8 @@ class FactSource:
     stored_at: dict[int, datetime]
     stored_before: datetime | None = None
     exceptions: Sequence[ExceptionWindow] = ()
-    #: The observed (UTC) day of each file, in the order of ``files``.
-    days: Sequence[date] = ()
+    #: The first and last observed (UTC) day of each file, in the order of ``files``.
+    days: Sequence[tuple[date, date]] = ()
     #: The tenant's folder of fact files, where its summary is kept (None: not kept).
     cache: Path | None = None
 
@@ -156,8 +157,7 @@ def _text(value: str) -> str:
 
 def connect(source: FactSource) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views ``facts`` and ``life`` of the source."""
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
+    connection = connect_duckdb()
     evidence = pa.table(
         {
             "evidence_id": pa.array(list(source.stored_at), pa.int64()),
@@ -189,7 +189,6 @@ def connect(source: FactSource) -> duckdb.DuckDBPyConnection:
     connection.execute("CREATE TEMP TABLE asset_kinds AS SELECT * FROM assets_arrow")
     connection.execute("CREATE TEMP TABLE exc AS SELECT * FROM exceptions_arrow")
     if source.files:
-        files = "[" + ", ".join(_text(str(f)) for f in source.files) + "]"
         stored = (
             f" AND ev.stored_at < {_ts(source.stored_before)}"
             if source.stored_before is not None
@@ -199,7 +198,7 @@ def connect(source: FactSource) -> duckdb.DuckDBPyConnection:
             f"""CREATE TEMP VIEW facts AS
             SELECT f.asset_id, f.signal, f.value_bool, f.value_num, f.value_text, f.value_time,
                    f.observed_at, f.evidence_id, ev.stored_at
-            FROM read_parquet({files}) f JOIN ev ON ev.evidence_id = f.evidence_id
+            FROM {parquet_sql(source.files)} f JOIN ev ON ev.evidence_id = f.evidence_id
             WHERE f.tenant_id = {int(source.tenant_id)}{stored}"""
         )
     else:

@@ -276,9 +276,21 @@ def _compact_crowded_days(*, app: App, tenant_slug: str) -> None:
     with transaction(app.sessions) as session:
         tenant = tenants.get_by_slug_or_raise(session=session, slug=tenant_slug)
         days = fact_store.crowded_days(session=session, tenant_id=tenant.id)
+        months = fact_store.months_to_merge(
+            session=session,
+            tenant_id=tenant.id,
+            before=utcnow().date() - fact_store.MONTHS_SETTLE,
+        )
     for day in days:
         fact_store.compact(
             sessions=app.sessions, tenant_id=tenant.id, facts_dir=app.settings.facts_dir, day=day
+        )
+    for month in months:
+        fact_store.compact_month(
+            sessions=app.sessions,
+            tenant_id=tenant.id,
+            facts_dir=app.settings.facts_dir,
+            month=month,
         )
 
 

@@ -42,7 +42,10 @@ class StoredFact:
 
 
 class FactFile(Base):
-    """One committed Parquet file of one tenant's facts for one observed day.
+    """One committed Parquet file of one tenant's facts observed from ``day`` to ``last_day``.
+
+    Ingest writes a file per observed day; compaction merges a crowded day into
+    one file, and a past month into one file spanning its days.
 
     A file counts only once its row is committed: ingest writes the file,
     then commits the row; compaction commits the merged file's row and removes
@@ -55,6 +58,7 @@ class FactFile(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
     path: Mapped[str] = mapped_column(String(1024), unique=True)
     rows: Mapped[int] = mapped_column(BigInteger)
     evidence_count: Mapped[int] = mapped_column(Integer, default=1)

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
-
 from claimready.facts.models import FactValue, StoredFact
+from claimready.facts.store import connect_duckdb
 
 _LATEST_SQL = """
 SELECT asset_id, signal, value_bool, value_num, value_text, value_time,
@@ -18,7 +17,7 @@ FROM (
         PARTITION BY asset_id, signal
         ORDER BY observed_at DESC, evidence_id DESC
     ) AS position
-    FROM read_parquet(?)
+    FROM read_parquet(?, hive_partitioning = false)
     WHERE tenant_id = ? AND observed_at <= ? AND observed_at > ? AND list_contains(?, signal)
 )
 WHERE position = 1
@@ -26,16 +25,10 @@ ORDER BY asset_id, signal
 """
 
 _ASSETS_SQL = """
-SELECT DISTINCT asset_id FROM read_parquet(?)
+SELECT DISTINCT asset_id FROM read_parquet(?, hive_partitioning = false)
 WHERE tenant_id = ? AND observed_at <= ?
 ORDER BY asset_id
 """
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect()
-    connection.execute("SET TimeZone = 'UTC'")
-    return connection
 
 
 def _value(row: dict[str, object]) -> FactValue:
@@ -58,7 +51,7 @@ def latest_facts(
     if not files:
         return []
     params = [[str(f) for f in files], tenant_id, at, since, list(signals)]
-    with _connect() as connection:
+    with connect_duckdb() as connection:
         table = connection.execute(_LATEST_SQL, params).to_arrow_table()
     return [_stored(row) for row in table.to_pylist()]
 
@@ -68,7 +61,7 @@ def assets_seen(*, files: Sequence[Path], tenant_id: int, at: datetime) -> list[
     if not files:
         return []
     params = [[str(f) for f in files], tenant_id, at]
-    with _connect() as connection:
+    with connect_duckdb() as connection:
         rows = connection.execute(_ASSETS_SQL, params).fetchall()
     return [int(r[0]) for r in rows]
 
@@ -76,7 +69,7 @@ def assets_seen(*, files: Sequence[Path], tenant_id: int, at: datetime) -> list[
 _LIST_SQL = """
 SELECT asset_id, signal, value_bool, value_num, value_text, value_time,
        observed_at, evidence_id, ledger_index
-FROM read_parquet(?)
+FROM read_parquet(?, hive_partitioning = false)
 WHERE tenant_id = ?
   AND (? IS NULL OR asset_id = ?)
   AND (? IS NULL OR signal = ? OR starts_with(signal, ? || '.'))
@@ -106,7 +99,7 @@ def list_facts(
         signal,
         limit,
     ]
-    with _connect() as connection:
+    with connect_duckdb() as connection:
         table = connection.execute(_LIST_SQL, params).to_arrow_table()
     return [_stored(row) for row in table.to_pylist()]
 

@@ -13,11 +13,12 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -48,6 +49,8 @@ ROW_GROUP_ROWS = 131_072
 COMPACT_ORDER = (("signal", "ascending"), ("asset_id", "ascending"), ("observed_at", "ascending"))
 COMPACT_ROW_GROUP_ROWS = 16_384
 COMPACT_MIN_FILES = 8
+#: A month is merged into one file once it ended this long ago (late evidence settles).
+MONTHS_SETTLE = timedelta(days=7)
 
 
 class FactRow(NamedTuple):
@@ -65,11 +68,12 @@ class FactRow(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class WrittenFile:
-    """A fact file written to disk but not yet registered."""
+    """A fact file written to disk but not yet registered (facts of ``day`` to ``last_day``)."""
 
     day: date
     path: str
     rows: int
+    last_day: date | None = None
 
 
 _VALUE_NAMES = ("value_bool", "value_num", "value_text", "value_time")
@@ -242,35 +246,56 @@ def register(
     """Record written files as committed facts (takes effect when the session commits)."""
     session.add_all(
         FactFile(
-            tenant_id=tenant_id, day=f.day, path=f.path, rows=f.rows, evidence_count=evidence_count
+            tenant_id=tenant_id,
+            day=f.day,
+            last_day=f.last_day or f.day,
+            path=f.path,
+            rows=f.rows,
+            evidence_count=evidence_count,
         )
         for f in files
     )
 
 
 def remove_files(*, facts_dir: Path, files: Iterable[str]) -> None:
-    """Remove fact files that were never registered, or that compaction replaced."""
+    """Remove fact files that were never registered, or that compaction replaced.
+
+    A day's folder left empty goes too.
+    """
     for relative in files:
-        (facts_dir / relative).unlink(missing_ok=True)
+        path = facts_dir / relative
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty, or already gone
+            path.parent.rmdir()
+
+
+class StoredFile(NamedTuple):
+    """A committed fact file and the days of the facts it holds."""
+
+    path: Path
+    day: date
+    last_day: date
 
 
 def fact_files(
     *, session: Session, tenant_id: int, facts_dir: Path, until: datetime | None = None
-) -> list[tuple[date, Path]]:
-    """The tenant's committed fact files with their days, optionally only days up to ``until``."""
-    query = select(FactFile.day, FactFile.path).where(FactFile.tenant_id == tenant_id)
+) -> list[StoredFile]:
+    """The tenant's committed fact files, optionally only those starting by ``until``."""
+    query = select(FactFile.path, FactFile.day, FactFile.last_day).where(
+        FactFile.tenant_id == tenant_id
+    )
     if until is not None:
         query = query.where(FactFile.day <= until.date())
     rows = session.execute(query.order_by(FactFile.day, FactFile.id)).tuples()
-    return [(day, facts_dir / name) for day, name in rows]
+    return [StoredFile(facts_dir / name, day, last) for name, day, last in rows]
 
 
 def fact_paths(
     *, session: Session, tenant_id: int, facts_dir: Path, until: datetime | None = None
 ) -> list[Path]:
-    """The tenant's committed fact files, optionally only days up to ``until``."""
+    """The tenant's committed fact files, optionally only those starting by ``until``."""
     found = fact_files(session=session, tenant_id=tenant_id, facts_dir=facts_dir, until=until)
-    return [path for _, path in found]
+    return [f.path for f in found]
 
 
 def tenant_folder(*, facts_dir: Path, tenant_id: int) -> Path:
@@ -290,7 +315,7 @@ def compact(
     with transaction(sessions) as session:
         rows = session.execute(
             select(FactFile.path, FactFile.evidence_count).where(
-                FactFile.tenant_id == tenant_id, FactFile.day == day
+                FactFile.tenant_id == tenant_id, FactFile.day == day, FactFile.last_day == day
             )
         ).all()
     if len(rows) < min_files:
@@ -325,7 +350,7 @@ def crowded_days(
     """Days of the tenant with at least ``min_files`` fact files."""
     query = (
         select(FactFile.day)
-        .where(FactFile.tenant_id == tenant_id)
+        .where(FactFile.tenant_id == tenant_id, FactFile.day == FactFile.last_day)
         .group_by(FactFile.day)
         .having(func.count() >= min_files)
         .order_by(FactFile.day)
@@ -347,3 +372,104 @@ def write_facts(
     )
     writer.add(rows)
     return writer.close()
+
+
+def sql_files(files: Sequence[Path]) -> str:
+    """A DuckDB list literal of file paths."""
+    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+
+
+def connect_duckdb() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for reading facts: UTC, and quiet."""
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET enable_progress_bar = false")
+    return connection
+
+
+def parquet_sql(files: Sequence[Path]) -> str:
+    """DuckDB SQL reading fact files: their own columns only, whatever folders they are in."""
+    return f"read_parquet({sql_files(files)}, hive_partitioning = false)"
+
+
+def _month_end(first: date) -> date:
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def months_to_merge(
+    *, session: Session, tenant_id: int, before: date, min_files: int = COMPACT_MIN_FILES
+) -> list[date]:
+    """First days of the months ending before ``before`` with ``min_files`` day files or more."""
+    query = select(FactFile.day).where(
+        FactFile.tenant_id == tenant_id,
+        FactFile.day == FactFile.last_day,
+        FactFile.day < before.replace(day=1),
+    )
+    counts: dict[date, int] = {}
+    for day in session.scalars(query):
+        month = day.replace(day=1)
+        counts[month] = counts.get(month, 0) + 1
+    return sorted(m for m, n in counts.items() if n >= min_files and _month_end(m) < before)
+
+
+def compact_month(
+    *, sessions: sessionmaker[Session], tenant_id: int, facts_dir: Path, month: date
+) -> int:
+    """Merge every file of a past month into one spanning its days; return files merged.
+
+    A tenant with a long history would otherwise keep a file per day, and every
+    query over a year would open hundreds of them. The merge streams through
+    DuckDB (sorted like a compacted day, in bounded memory), then commits the new
+    file's row and drops the old ones in one transaction, then unlinks them.
+    """
+    first, last = month.replace(day=1), _month_end(month)
+    with transaction(sessions) as session:
+        rows = session.execute(
+            select(FactFile.path, FactFile.evidence_count).where(
+                FactFile.tenant_id == tenant_id,
+                FactFile.day >= first,
+                FactFile.last_day <= last,
+            )
+        ).all()
+    if len(rows) < 2:
+        return 0
+    paths = [path for path, _ in rows]
+    folder = tenant_folder(facts_dir=facts_dir, tenant_id=tenant_id)
+    relative = f"month={first:%Y-%m}/c-{uuid.uuid4().hex[:12]}.parquet"
+    final = folder / relative
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp")
+    order = ", ".join(name for name, _ in COMPACT_ORDER)
+    target = str(temporary).replace("'", "''")
+    merged = parquet_sql([facts_dir / p for p in paths])
+    try:
+        with connect_duckdb() as connection:
+            counted = connection.execute(
+                f"COPY (SELECT * FROM {merged} ORDER BY {order}) TO '{target}' "  # noqa: S608
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {COMPACT_ROW_GROUP_ROWS})"
+            ).fetchone()
+        _fsync_rename(temporary, final)
+    except (OSError, duckdb.Error) as exc:
+        temporary.unlink(missing_ok=True)
+        raise StorageError(f"{facts_dir}: cannot merge the facts of {first:%Y-%m}: {exc}") from exc
+    written = WrittenFile(
+        day=first,
+        last_day=last,
+        path=final.relative_to(facts_dir).as_posix(),
+        rows=int(counted[0]) if counted else 0,
+    )
+    try:
+        with transaction(sessions) as session:
+            session.execute(delete(FactFile).where(FactFile.path.in_(paths)))
+            register(
+                session=session,
+                tenant_id=tenant_id,
+                files=[written],
+                evidence_count=sum(count for _, count in rows),
+            )
+    except BaseException:
+        final.unlink(missing_ok=True)
+        raise
+    remove_files(facts_dir=facts_dir, files=paths)
+    return len(paths)

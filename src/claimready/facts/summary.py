@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from claimready.facts.store import parquet_sql
+
 KEYED_SIGNALS = ("kev.listed", "asset.tag")
 _COVERED = b"claimready.covered"
 SUMMARY_NAME = "summary.arrow"
@@ -49,11 +51,6 @@ SUMMARY_SCHEMA = pa.schema(
 )
 
 
-def sql_files(files: Sequence[Path]) -> str:
-    """A DuckDB list literal of file paths."""
-    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
-
-
 def _keyed() -> str:
     return ", ".join(f"'{s}'" for s in KEYED_SIGNALS)
 
@@ -65,7 +62,7 @@ def _scan(
     sql = (
         f"SELECT asset_id, signal, CASE WHEN signal IN ({_keyed()}) THEN value_text END AS key"
         f"{evidence}, epoch_us(min(observed_at)) AS first, epoch_us(max(observed_at)) AS last "
-        f"FROM read_parquet({sql_files(files)}) WHERE tenant_id = {int(tenant_id)} GROUP BY ALL"
+        f"FROM {parquet_sql(files)} WHERE tenant_id = {int(tenant_id)} GROUP BY ALL"
     )
     return connection.execute(sql).to_arrow_table()
 

@@ -133,9 +133,14 @@ class _Facts:
 
 @dataclass(slots=True)
 class _Latest:
-    """For every grid cell, the index in ``facts`` of the newest fact at or before it (or -1)."""
+    """Facts on a grid: for every cell, the index of the newest fact at or before it (or -1).
+
+    The grid has a row only for assets with facts: ``row_of`` gives an asset's row
+    (-1: none), ``index`` is flat, row by row.
+    """
 
     facts: _Facts
+    row_of: np.ndarray
     index: np.ndarray
 
 
@@ -212,6 +217,21 @@ class _Tenant:
         self.kind_names = sorted(set(names))
         codes = {name: code for code, name in enumerate(self.kind_names)}
         self.asset_kinds = np.array([codes[n] for n in names], dtype=np.int64)
+        connection.register(
+            "grid_assets",
+            pa.table({"asset_id": self.asset_ids, "grid_row": np.arange(self.assets)}),
+        )
+        counted = self.evidence_ok[:-1]
+        connection.register(
+            "grid_evidence",
+            pa.table(
+                {
+                    "evidence_id": self.evidence_ids[counted],
+                    "code": np.flatnonzero(counted),
+                    "stored": self.evidence_stored[:-1][counted],
+                }
+            ),
+        )
         allowed = None if source.stored_before is None else self.allowed
         self.summary = summarize(
             connection,
@@ -346,10 +366,10 @@ class _Chunk:
         values = ", ".join(f"{_VALUE_SQL[kind]} AS v_{kind}" for kind in kinds)
         table = _fetch(
             self.tenant.connection,
-            f"SELECT (list_position({listed}, signal) - 1)::SMALLINT AS code, asset_id, "
-            f"epoch_us(observed_at) AS o, evidence_id AS e, {values} "
-            f"FROM {_facts_sql(files)} {self._where(lower, upper)} "
-            f"AND signal IN ({', '.join(_text(s) for s in signals)})",
+            f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
+            f"{self._placement()}, {values.replace('value_', 'f.value_')} "
+            f"FROM {self._joined(files)} {self._where(lower, upper, 'f.')} "
+            f"AND f.signal IN ({', '.join(_text(s) for s in signals)})",
         )
         by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
         del table
@@ -357,22 +377,35 @@ class _Chunk:
             codes = [c for c, s in enumerate(signals) if self.types[s] == kind]
             if len(kinds) > 1:
                 columns = _renumbered(columns, codes, len(signals))
-            index, _ = self._grid(columns, groups=len(codes))
+            index = self._grid(columns, groups=len(codes))
             facts = columns.facts.readable()
             for group, code in enumerate(codes):
-                self.values[signals[code]] = _Latest(facts, index[group])
+                self.values[signals[code]] = _Latest(facts, *index[group])
+
+    def _placement(self) -> str:
+        """SQL columns placing a fact: grid row, step, observed, evidence and when stored.
+
+        Evidence is given by its position among the tenant's evidence ids (in id order).
+        """
+        observed = "epoch_us(f.observed_at)"
+        bucket = "NULL::BIGINT"
+        if self.uniform:
+            first, step = int(self.steps[0]), self.uniform
+            bucket = f"(greatest({observed} - {first}, -1) + {step - 1}) // {step}"
+        return (
+            f"ga.grid_row AS grid_row, {bucket} AS bucket, {observed} AS o, "
+            f"ge.code AS e, ge.stored AS stored"
+        )
+
+    def _joined(self, files: Sequence[Path]) -> str:
+        """The facts of the tenant's assets whose evidence counts (joined in the scan)."""
+        return (
+            f"{_facts_sql(files)} f JOIN grid_assets ga ON ga.asset_id = f.asset_id "
+            f"JOIN grid_evidence ge ON ge.evidence_id = f.evidence_id"
+        )
 
     def _columns(self, table: pa.Table, kind: str, extra: str | None = None) -> _Columns:
-        """The rows of the tenant's assets whose evidence counts, as arrays."""
-        evidence = table.column("e").to_numpy()
-        ok, stored = self.tenant.evidence(evidence)
-        rows = self.tenant.rows(table.column("asset_id").to_numpy())
-        keep = ok & (rows >= 0)
-        kept = None if bool(keep.all()) else np.flatnonzero(keep)
-
-        def pick(values: np.ndarray) -> np.ndarray:
-            return values if kept is None else values[kept]
-
+        """Rows read with :meth:`_placement` as arrays."""
         value = table.column("v" if "v" in table.column_names else f"v_{kind}")
         dictionary = None
         if kind == "text":
@@ -382,31 +415,52 @@ class _Chunk:
         valid = np.asarray(value.is_valid())
         filled = pc.fill_null(value, False if kind == "bool" else 0)
         facts = _Facts(
-            pick(table.column("o").to_numpy()),
-            pick(evidence),
-            pick(stored),
-            pick(np.asarray(filled)),
-            pick(valid),
+            table.column("o").to_numpy(),
+            table.column("e").to_numpy(),
+            table.column("stored").to_numpy(),
+            np.asarray(filled),
+            valid,
             dictionary,
         )
-        side = None if extra is None else pick(table.column(extra).to_numpy())
-        return _Columns(facts, pick(rows), side)
+        side = None
+        if extra is not None:
+            side_column = table.column(extra)
+            if side_column.null_count:  # listing times: none for values never listed
+                side_column = pc.fill_null(side_column.cast(pa.int64()), _EARLIEST)
+            side = np.asarray(side_column)
+        bucket = table.column("bucket")
+        buckets = (
+            self._buckets(facts.observed)
+            if bucket.null_count or not self.uniform
+            else np.asarray(bucket)
+        )
+        return _Columns(facts, table.column("grid_row").to_numpy(), side, buckets)
 
-    def _grid(self, columns: _Columns, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    def _grid(self, columns: _Columns, groups: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Place rows on ``groups`` grids (group in ``columns.extra``) and carry them forward.
 
-        Returns, per group and cell, the index of the newest row at or before the
-        cell's step (-1: none), and the row that falls in the cell itself.
+        A group's grid has a row only for the assets it has facts of. Returns per
+        group: each asset's row in the grid (-1: none), and per grid cell the index
+        of the newest fact at or before the cell's step (-1: none).
         """
         facts = columns.facts
         assets, m = self.tenant.assets, len(self.steps)
-        size = groups * assets * m
+        group = (
+            columns.extra.astype(np.int64)
+            if columns.extra is not None and groups > 1
+            else np.zeros(len(columns.rows), dtype=np.int64)
+        )
+        present = np.zeros(groups * assets, dtype=bool)
+        key = group * assets + columns.rows
+        present[key] = True
+        local = np.cumsum(present) - 1
+        offsets = np.append(0, np.cumsum(present.reshape(groups, assets).sum(axis=1)))
+        size = int(offsets[-1]) * m
         count = len(facts.observed)
-        small = max(size, count) < np.iinfo(np.int32).max
-        kind = np.int32 if small else np.int64
-        cell = columns.rows.astype(np.int64) * m + self._buckets(facts.observed)
-        if columns.extra is not None and groups > 1:
-            cell += columns.extra.astype(np.int64) * (assets * m)
+        kind = np.int32 if max(size, count) < np.iinfo(np.int32).max else np.int64
+        buckets = self._buckets(facts.observed) if columns.buckets is None else columns.buckets
+        cell = local[key] * m + buckets
+        del key
         # One cell more than the grid, never placed: position -1 reads it (-1).
         winner = np.full(size + 1, _NONE, dtype=kind)
         order = np.arange(count, dtype=kind)
@@ -424,11 +478,16 @@ class _Chunk:
         position = np.full(size, _NONE, dtype=kind)
         position[cell] = cell
         del cell, order
-        np.maximum.accumulate(
-            position.reshape(groups * assets, m), axis=1, out=position.reshape(groups * assets, m)
-        )
+        rows = position.reshape(size // m if m else 0, m)
+        np.maximum.accumulate(rows, axis=1, out=rows)
         index = winner[position]
-        return index.reshape(groups, assets * m), winner[:size].reshape(groups, assets * m)
+        placed = []
+        for number in range(groups):
+            first, last_row = int(offsets[number]), int(offsets[number + 1])
+            mine = present[number * assets : (number + 1) * assets]
+            row_of = np.where(mine, local[number * assets : (number + 1) * assets] - first, _NONE)
+            placed.append((row_of, index[first * m : last_row * m]))
+        return placed
 
     def _buckets(self, observed: np.ndarray) -> np.ndarray:
         """The first step at or after each observation (every one is at or before the last)."""
@@ -441,62 +500,53 @@ class _Chunk:
         return found
 
     def _load_snapshot(self, signal: str, freshness: int, with_kev: bool) -> None:
-        """Snapshots of the signal's domain: per asset and moment, its count (and KEV listings)."""
+        """Snapshots of the signal's domain: per asset and moment, its count (and KEV listings).
+
+        One pass over the domain's facts: each value of the signal is looked up among
+        the CVEs the KEV catalog listed, and facts are counted per asset, moment,
+        evidence and listing time.
+        """
         lower, upper = self._window(freshness)
         files = self.tenant.files(lower, upper)
-        table = _fetch(
-            self.tenant.connection,
-            f"SELECT asset_id, epoch_us(observed_at) AS o, evidence_id AS e, "
-            f"count(*) FILTER (WHERE signal = {_text(signal)}) AS v "
-            f"FROM {_facts_sql(files)} {self._where(lower, upper)} "
-            f"AND {domain_filter('signal', signal)} GROUP BY ALL",
-        )
-        snapshots = _per_moment(self._columns(table, "number"))
-        index, winner = self._grid(snapshots, groups=1)
-        self.snapshots[signal] = _Latest(snapshots.facts.readable(), index[0])
-        self.kev[signal] = (
-            self._load_kev(signal, files, lower, upper, snapshots, winner[0])
-            if with_kev
-            else _no_kev()
-        )
-
-    def _load_kev(
-        self,
-        signal: str,
-        files: list[Path],
-        lower: int,
-        upper: int,
-        snapshots: _Columns,
-        winner: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per snapshot: where its KEV listing times start, how many, and all the times."""
-        listed = first_of(self.tenant.summary, KEV_SIGNAL)
-        kev = listed.group_by("key", use_threads=False).aggregate([("first", "min")])
-        self.tenant.connection.register("kev_listed", kev)
+        join, listing = "", ""
+        if with_kev:
+            listed = first_of(self.tenant.summary, KEV_SIGNAL)
+            kev = listed.group_by("key", use_threads=False).aggregate([("first", "min")])
+            self.tenant.connection.register("kev_listed", kev)
+            join = (
+                f" LEFT JOIN kev_listed k ON k.key = "
+                f"(CASE WHEN f.signal = {_text(signal)} THEN f.value_text END)"
+            )
+            listing = ", k.first_min AS listed"
         try:
             table = _fetch(
                 self.tenant.connection,
-                f"SELECT f.asset_id, epoch_us(f.observed_at) AS o, f.evidence_id AS e, "
-                f"k.first_min AS v FROM {_facts_sql(files)} f "
-                f"JOIN kev_listed k ON k.key = f.value_text "
-                f"{self._where(lower, upper, 'f.')} AND f.signal = {_text(signal)}",
+                f"SELECT {self._placement()}{listing}, "
+                f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS v "
+                f"FROM {self._joined(files)}{join} {self._where(lower, upper, 'f.')} "
+                f"AND {domain_filter('f.signal', signal)} GROUP BY ALL ORDER BY grid_row, o",
             )
         finally:
-            self.tenant.connection.unregister("kev_listed")
-        matched = self._columns(table, "time")
-        # A listing belongs to the snapshot of its asset and moment; only the newest
-        # snapshot in a step's cell is ever read, so the others need none.
-        cell = matched.rows * len(self.steps) + self._buckets(matched.facts.observed)
-        owner = winner[cell].astype(np.int64)
-        found = owner >= 0
-        found[found] = snapshots.facts.observed[owner[found]] == matched.facts.observed[found]
-        order = np.argsort(owner[found], kind="stable")
-        owners = owner[found][order]
-        times = matched.facts.value[found][order].astype(np.int64)
-        count = len(snapshots.facts.observed)
-        starts = np.searchsorted(owners, np.arange(count))
-        ends = np.searchsorted(owners, np.arange(count), side="right")
-        return starts, ends - starts, times
+            if with_kev:
+                self.tenant.connection.unregister("kev_listed")
+        columns = self._columns(table, "number", extra="listed" if with_kev else None)
+        snapshots, owner = _per_moment(columns)
+        index = self._grid(snapshots, groups=1)
+        self.snapshots[signal] = _Latest(snapshots.facts.readable(), *index[0])
+        if not with_kev:
+            self.kev[signal] = _no_kev()
+            return
+        assert columns.extra is not None  # noqa: S101 - asked for
+        matched = columns.extra != _EARLIEST
+        counts = columns.facts.value[matched].astype(np.int64)
+        owners = np.repeat(owner[matched], counts)
+        order = np.argsort(owners, kind="stable")
+        owners = owners[order]
+        times = np.repeat(columns.extra[matched], counts)[order]
+        snapshot_ids = np.arange(len(snapshots.facts.observed))
+        starts = np.searchsorted(owners, snapshot_ids)
+        lengths = np.searchsorted(owners, snapshot_ids, side="right") - starts
+        self.kev[signal] = (starts, lengths, times)
 
 
 @dataclass(slots=True)
@@ -506,6 +556,7 @@ class _Columns:
     facts: _Facts
     rows: np.ndarray
     extra: np.ndarray | None = None
+    buckets: np.ndarray | None = None
 
 
 def _renumbered(columns: _Columns, codes: list[int], count: int) -> _Columns:
@@ -527,6 +578,7 @@ def _renumbered(columns: _Columns, codes: list[int], count: int) -> _Columns:
         ),
         columns.rows[keep],
         groups[keep],
+        None if columns.buckets is None else columns.buckets[keep],
     )
 
 
@@ -535,15 +587,22 @@ def _no_kev() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nothing, nothing, nothing
 
 
-def _per_moment(columns: _Columns) -> _Columns:
-    """Snapshot rows: per asset and moment, the count, newest evidence and storage."""
+def _per_moment(columns: _Columns) -> tuple[_Columns, np.ndarray]:
+    """Snapshot rows: per asset and moment, the count, newest evidence and storage.
+
+    Also returns, for each row read, the snapshot it belongs to.
+    """
     facts = columns.facts
     if not len(facts.observed):
-        return columns
-    order = np.lexsort((facts.observed, columns.rows))
-    rows, observed = columns.rows[order], facts.observed[order]
+        return columns, np.zeros(0, dtype=np.int64)
+    rows, observed = columns.rows, facts.observed
+    ordered = (rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (observed[1:] >= observed[:-1]))
+    order = np.arange(len(rows)) if ordered.all() else np.lexsort((observed, rows))
+    rows, observed = rows[order], observed[order]
     starts = np.append(True, (rows[1:] != rows[:-1]) | (observed[1:] != observed[:-1]))
     start = np.flatnonzero(starts)
+    owner = np.empty(len(order), dtype=np.int64)
+    owner[order] = np.cumsum(starts) - 1
     snapshots = _Facts(
         observed[start],
         np.maximum.reduceat(facts.evidence[order], start),
@@ -551,7 +610,8 @@ def _per_moment(columns: _Columns) -> _Columns:
         np.add.reduceat(facts.value[order], start),
         np.ones(len(start), dtype=bool),
     )
-    return _Columns(snapshots, rows[start])
+    buckets = None if columns.buckets is None else columns.buckets[order][start]
+    return _Columns(snapshots, rows[start], None, buckets), owner
 
 
 # -- one control over a chunk of steps --------------------------------------------
@@ -583,7 +643,10 @@ class _Pivot:
 
     def _fresh(self, latest: _Latest) -> tuple[np.ndarray, np.ndarray]:
         """Per row, whether the newest fact is fresh, and its index (any, where not fresh)."""
-        index = latest.index[self.cells]
+        row = latest.row_of[self.rows]
+        index = np.full(len(row), _NONE, dtype=latest.index.dtype)
+        placed = row >= 0
+        index[placed] = latest.index[row[placed] * len(self.chunk.steps) + self.steps[placed]]
         facts = latest.facts
         fresh = (index >= 0) & (facts.observed[index] > self.oldest)
         self.cited.append(np.where(fresh, facts.evidence[index], _NONE))
@@ -698,20 +761,20 @@ def _excepted(pivot: _Pivot, exceptions: Sequence[ExceptionWindow], tenant: _Ten
 def _cited(pivot: _Pivot, tenant: _Tenant, m: int) -> list[set[int]]:
     """Per step, the distinct evidence cited by any in-scope asset."""
     found: list[set[int]] = [set() for _ in range(m)]
-    ids = np.concatenate(pivot.cited) if pivot.cited else np.zeros(0, dtype=np.int64)
-    steps = np.tile(pivot.steps, len(pivot.cited))
-    keep = ids >= 0
-    ids, steps = ids[keep], steps[keep]
-    if not len(ids):
-        return found
     known = tenant.evidence_ids
-    codes = np.searchsorted(known, ids)
     if m * len(known) <= 64_000_000:
         matrix = np.zeros((m, len(known)), dtype=bool)
-        matrix[steps, codes] = True
+        for codes in pivot.cited:
+            cited = codes >= 0
+            matrix[pivot.steps[cited], codes[cited]] = True
         step_index, code = np.nonzero(matrix)
     else:
-        pairs = np.unique(steps * len(known) + codes)
+        pairs = np.unique(
+            np.concatenate(
+                [pivot.steps[c >= 0] * len(known) + c[c >= 0] for c in pivot.cited]
+                or [np.zeros(0, dtype=np.int64)]
+            )
+        )
         step_index, code = pairs // len(known), pairs % len(known)
     for step, evidence in zip(step_index.tolist(), known[code].tolist(), strict=True):
         found[step].add(evidence)

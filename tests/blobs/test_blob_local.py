@@ -165,24 +165,10 @@ def sources(directory: Path, count: int) -> list[Path]:
     return paths
 
 
-def test_put_files_syncs_twice_per_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pack's data, then its name."""
-    synced: list[Path] = []
-
-    def record(root: Path) -> bool:
-        synced.append(root)
-        return True
-
-    monkeypatch.setattr(local, "_syncfs", record)
-    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
-    refs = store.put_files(sources(tmp_path / "src", 40))
-    assert synced == [tmp_path / "blobs"] * 2
-    assert len(set(refs)) == 40
-
-
-def test_put_files_without_syncfs_fsyncs_the_pack_and_its_directory(
+def test_put_files_fsyncs_the_pack_and_its_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two fsyncs per batch whatever its size, and no syncfs of the whole filesystem."""
     fsynced: list[int] = []
     real_fsync = os.fsync
 
@@ -190,11 +176,14 @@ def test_put_files_without_syncfs_fsyncs_the_pack_and_its_directory(
         fsynced.append(fd)
         real_fsync(fd)
 
-    monkeypatch.setattr(local, "_syncfs_call", lambda: None)
+    def no_syncfs(root: Path) -> bool:
+        raise AssertionError("put_files must not sync the whole filesystem")
+
+    monkeypatch.setattr(local, "_syncfs", no_syncfs)
     monkeypatch.setattr(os, "fsync", counting_fsync)
     store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
-    store.put_files(sources(tmp_path / "src", 5))
-    assert len(fsynced) == 2
+    refs = store.put_files(sources(tmp_path / "src", 40))
+    assert len(fsynced) == 2 and len(set(refs)) == 40
     (pack,) = (tmp_path / "blobs" / "packs").iterdir()
     assert stat.S_IMODE(pack.stat().st_mode) == 0o444
 

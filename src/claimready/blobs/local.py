@@ -225,15 +225,16 @@ class LocalBlobStore(BlobStore):
            installed.
         2. Under the store lock, blobs stored meanwhile by another process
            are left out, and the index, metadata and footer are appended.
-        3. Sync the pack's data, rename it to its final name, sync the name.
+        3. fsync the pack, rename it to its final name, fsync the directory.
 
-        On Linux each sync is one ``syncfs`` of the store's filesystem;
-        elsewhere an fsync of the pack, then of its directory. Every blob is
-        durable when this returns; a crash leaves at most a temporary file,
-        which the next batch removes.
+        Every blob is durable when this returns; a crash leaves at most a
+        temporary file, which a later batch removes. Two fsyncs of the
+        store's own files, rather than a ``syncfs``, so other writers' dirty
+        data on the same filesystem is not flushed with the batch.
         """
         self._packs.refresh()
         loose: set[bytes] = set()
+        prefixes = self._loose_prefixes()
         with self._storage_errors("write to", self._root / PACK_DIR):
             writer = PackWriter(self._root / PACK_DIR)
         fcntl.flock(writer.fd, fcntl.LOCK_EX)
@@ -242,21 +243,37 @@ class LocalBlobStore(BlobStore):
             refs = []
             for path in paths:
                 with _open_raw_source(path) as stream:
-                    digest, size = writer.add(stream, lambda d: self._is_stored(d, loose))
+                    digest, size = writer.add(stream, lambda d: self._is_stored(d, loose, prefixes))
                 refs.append(BlobRef(sha256=digest, size=size))
             installed = self._install_pack(writer, loose)
         finally:
             writer.close(remove=not installed)
         return refs
 
-    def _is_stored(self, digest: bytes, loose: set[bytes]) -> bool:
-        """Whether a blob is stored, remembering loose ones (their sidecars are checked later)."""
+    def _is_stored(self, digest: bytes, loose: set[bytes], prefixes: frozenset[str]) -> bool:
+        """Whether a blob is stored, remembering loose ones (their sidecars are checked later).
+
+        ``prefixes`` are the first-level directories of the loose layout, so a
+        store with few loose blobs is not probed file by file.
+        """
         if self._packs.locate(digest) is not None:
             return True
-        if self.path_for(digest.hex()).is_file():
+        name = digest.hex()
+        if (
+            name[:2] in prefixes
+            and os.path.isfile(  # noqa: PTH113 - hot path
+                f"{self._root}/{LAYOUT_DIR}/{name[:2]}/{name[2:4]}/{name}"
+            )
+        ):
             loose.add(digest)
             return True
         return False
+
+    def _loose_prefixes(self) -> frozenset[str]:
+        try:
+            return frozenset(os.listdir(self._root / LAYOUT_DIR))  # noqa: PTH208 - names only
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()
 
     def _install_pack(self, writer: PackWriter, loose: set[bytes]) -> bool:
         """Steps 2 and 3 of :meth:`put_files`; False when every blob was stored already."""
@@ -264,7 +281,8 @@ class LocalBlobStore(BlobStore):
         with self._store_lock(), self._storage_errors("write to", directory):
             self._packs.refresh()
             self._remove_stale_temporaries(writer.path)
-            stored = {d for d in writer.entries if self._is_stored(d, loose)}
+            prefixes = self._loose_prefixes()
+            stored = {d for d in writer.entries if self._is_stored(d, loose, prefixes)}
             if stored:
                 writer.drop(stored)
             for digest in sorted(loose):
@@ -277,10 +295,10 @@ class LocalBlobStore(BlobStore):
                 stored_at=utcnow(), retain_until=default_retain_until(self._default_days)
             )
             name = writer.finish(meta)
-            self._sync([writer.path], set())
+            os.fsync(writer.fd)
             writer.path.replace(directory / name)
             writer.path = directory / name
-            self._sync([], {directory})
+            _fsync_dir(directory)
             self._packs.refresh()
         return True
 
@@ -612,7 +630,7 @@ class LocalBlobStore(BlobStore):
                         subject=f"blob {digest.hex()}",
                     )
             name = writer.finish(pack.meta)
-            self._sync([writer.path], set())
+            os.fsync(writer.fd)
             writer.path.replace(pack.path.parent / name)
             installed = True
         finally:

@@ -123,11 +123,10 @@ def _open_source(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
 @contextmanager
 def _open_raw_source(path: str | os.PathLike[str]) -> Iterator[io.FileIO]:
     """As :func:`_open_source`, unbuffered: a pack copies through its own buffer."""
-    source = Path(path)
     try:
-        stream = source.open("rb", buffering=0)
+        stream = open(path, "rb", buffering=0)  # noqa: PTH123, SIM115 - hot path, closed below
     except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=source) from exc
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=Path(path)) from exc
     with stream:
         yield stream
 

@@ -69,6 +69,8 @@ def test_duplicates_are_stored_once_loose_or_packed(tmp_path: Path) -> None:
     assert read_pack_index(pack).count == 1
     assert store.path_for(loose.sha256).is_file()
     assert rehash_blobs(store, workers=2).blobs == 2
+    store.put_bytes(b"new")
+    assert not store.path_for(hashlib.sha256(b"new").hexdigest()).exists()
 
 
 def test_a_packed_blob_has_its_pack_retention_until_extended(tmp_path: Path) -> None:

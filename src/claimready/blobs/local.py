@@ -371,9 +371,11 @@ class LocalBlobStore(BlobStore):
         )
 
     def _install(self, temp: Path, ref: BlobRef) -> None:
-        """Move a complete temporary file into place, metadata first."""
+        """Move a complete temporary file into place, metadata first (not if it is packed)."""
         target = self.path_for(ref.sha256)
         with self._guard(ref.sha256), self._storage_errors("write", target):
+            if not target.exists() and self.locate(ref.sha256) is not None:
+                return
             target.parent.mkdir(parents=True, exist_ok=True)
             if self._read_metadata(ref.sha256) is None:
                 self._write_metadata(self._new_metadata(ref))

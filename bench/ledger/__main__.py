@@ -1,8 +1,10 @@
 """Ledger performance figures, side by side with the alternatives, in one run.
 
 ``python -m bench.ledger`` runs the full sizes; ``--quick`` runs small sizes
-as a smoke test (its figures are not comparable). Each figure is printed with
-its target and, where there is one, the ratio to the alternative.
+as a smoke test (its figures are not comparable); ``--only=locker`` (or
+``core``, ``big``, ``blobs``, comma-separated) runs some parts alone. Each
+figure is printed with its target and, where there is one, the ratio to the
+alternative.
 
 pymerkle (GPL) is never a dependency: it is installed into a throwaway
 virtual environment under ``bench/ledger/.cache`` and run there in a subprocess.
@@ -535,9 +537,8 @@ def _machine() -> str:
     return f"{cores} CPUs ({model}), Python {platform.python_version()}, {platform.system()}"
 
 
-def run(sizes: Sizes) -> None:
-    """Every benchmark, in order."""
-    print(f"machine: {_machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
+def bench_core(sizes: Sizes) -> None:
+    """The tree, pymerkle, appends, reads and verification."""
     ours = bench_proofs(sizes.entries)
     bench_pymerkle(sizes.entries, ours)
     with scratch("ledger-bench-") as root:
@@ -547,24 +548,62 @@ def run(sizes: Sizes) -> None:
         size = ledger.size
         ledger.close()
         bench_verify(root, size)
+
+
+def bench_big(sizes: Sizes) -> None:
+    """Verification of a large log, and its memory."""
     with scratch("ledger-bench-big-") as root:
         bench_verify_big(root, sizes.big_log)
+
+
+def bench_locker_part(sizes: Sizes) -> None:
+    """The git evidence locker against the blob store and ledger."""
     with scratch("ledger-bench-locker-") as root:
         bench_locker(root, sizes.locker_files)
+
+
+def bench_blobs(sizes: Sizes) -> None:
+    """Blob re-hashing."""
     with scratch("ledger-bench-blobs-") as root:
         bench_rehash(root, sizes.blob_bytes)
+
+
+#: Parts of the run, in order, by the name ``--only`` takes.
+PARTS: dict[str, Callable[[Sizes], None]] = {
+    "core": bench_core,
+    "big": bench_big,
+    "locker": bench_locker_part,
+    "blobs": bench_blobs,
+}
+
+
+def run(sizes: Sizes, parts: list[str]) -> None:
+    """The benchmarks of ``parts``, in order."""
+    print(f"machine: {_machine()}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    for name in parts:
+        PARTS[name](sizes)
 
 
 def main() -> None:
     """Parse arguments and run."""
     parser = argparse.ArgumentParser(prog="python -m bench.ledger")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"parts to run, comma-separated, of {', '.join(PARTS)} (default: all);"
+        " through ./run bench, write --only=locker",
+    )
     parser.add_argument("--verify-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.verify_child is not None:
         verify_child(args.verify_child)
         return
-    run(QUICK if args.quick else FULL)
+    parts = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in parts if name not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r}; known: {', '.join(PARTS)}")
+    run(QUICK if args.quick else FULL, parts)
 
 
 if __name__ == "__main__":

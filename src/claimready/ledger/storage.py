@@ -198,7 +198,8 @@ def atomic_write_many(
     2. each temporary file of ``objects`` is renamed over its target;
     3. every directory renamed into is fsync'd once, and so is the parent of
        every directory created for the objects;
-    4. each object of ``then`` in turn is renamed, and its directory fsync'd.
+    4. each object of ``then`` in turn is renamed, and its directory (with the
+       parent of one created for it) fsync'd.
 
     A name therefore only ever refers to synced bytes, and an object of
     ``then`` appears only once everything before it is durable. With a

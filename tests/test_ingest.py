@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,11 +16,13 @@ from sqlalchemy import func, select
 
 from claimready.app import App
 from claimready.assets.models import Asset
+from claimready.blobs.local import LocalBlobStore
 from claimready.db.engine import transaction
 from claimready.demo.generate import FleetFaults, defender_machines
 from claimready.errors import InputError, NotFoundError
+from claimready.evidence import service
 from claimready.evidence.models import OBSERVED_FROM_COLLECTION, Evidence
-from claimready.evidence.service import ingest_file
+from claimready.evidence.service import IngestItem, IngestResult, ingest_file, ingest_files
 from claimready.facts.query import list_facts
 from claimready.facts.store import (
     COMPACT_MIN_FILES,
@@ -29,6 +32,7 @@ from claimready.facts.store import (
     fact_paths,
     write_facts,
 )
+from claimready.ledger.records import decode_record
 from claimready.tenants.models import Tenant
 
 
@@ -138,6 +142,76 @@ def test_many_small_ingests_of_a_day_are_compacted(
     assert len(_fact_files(app)) == len(files)  # replaced files are gone from disk
 
 
+def _exports(directory: Path, count: int) -> list[Path]:
+    """``count`` distinct Defender exports of five machines each."""
+    paths = []
+    for n in range(count):
+        document = defender_machines(
+            count=5,
+            now=datetime(2026, 3, 2, 12, tzinfo=UTC) + timedelta(hours=n),
+            seed=n,
+            faults=FleetFaults(),
+            domain="a.example",
+        )
+        paths.append(directory / f"export-{n}.json")
+        paths[-1].write_text(json.dumps(document))
+    return paths
+
+
+def _packs(app: App) -> list[Path]:
+    store = app.blobs
+    assert isinstance(store, LocalBlobStore)
+    folder = store.root / "packs"
+    return sorted(p for p in folder.iterdir() if p.suffix == ".pack") if folder.exists() else []
+
+
+def test_ingest_files_stores_blobs_in_one_pack_and_enters_each_file_in_the_ledger(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+) -> None:
+    make_tenant("acme")
+    make_tenant("globex")
+    paths = _exports(tmp_path, 4)
+    seen: list[int] = []
+    items = [IngestItem(path, source_kind="defender") for path in [*paths, paths[1]]]
+    results = ingest_files(
+        app=app, tenant_slug="acme", items=items, on_result=lambda r: seen.append(r.evidence_id)
+    )
+    assert len(_packs(app)) == 1
+    assert [r.sha256 for r in results] == [
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in [*paths, paths[1]]
+    ]
+    assert seen == [r.evidence_id for r in results]
+    assert results[4].duplicate and results[4].evidence_id == results[1].evidence_id
+    one_by_one = [ingest_file(app=app, tenant_slug="globex", path=p) for p in paths]
+    assert [(r.record_count, r.fact_count, r.asset_count) for r in results[:4]] == [
+        (r.record_count, r.fact_count, r.asset_count) for r in one_by_one
+    ]
+    with app.open_ledger("acme") as ledger:
+        for result in results[:4]:
+            assert result.ledger_index is not None
+            assert result.ledger_index < ledger.size  # covered by a signed checkpoint
+            record = decode_record(ledger.entry(result.ledger_index))
+            assert record["blob"]["sha256"] == result.sha256
+
+
+def test_ingest_files_stops_at_a_bad_file_keeping_the_files_before_it(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+) -> None:
+    make_tenant("acme")
+    first, second, after = _exports(tmp_path, 3)
+    bad = tmp_path / "machines.json"
+    bad.write_text(json.dumps({"value": [{"id": "x", "healthStatus": "Active"}]}))
+    items = [IngestItem(p, source_kind="defender") for p in (first, second, bad, after)]
+    with pytest.raises(InputError, match="onboardingStatus") as caught:
+        ingest_files(app=app, tenant_slug="acme", items=items)
+    assert caught.value.file == str(bad)
+    with transaction(app.sessions) as session:
+        names = session.scalars(select(Evidence.original_name).order_by(Evidence.id)).all()
+    assert names == [first.name, second.name]
+    stored = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (first, second)}
+    assert set(app.blobs.iter_hashes()) == stored
+
+
 def test_fact_files_hold_each_value_in_its_column_one_file_per_day(tmp_path: Path) -> None:
     class Level(IntEnum):
         HIGH = 3
@@ -195,3 +269,28 @@ def test_a_past_month_of_day_files_becomes_one_file(
     assert table.schema == FACT_SCHEMA
     keys = list(zip(*(table.column(c).to_pylist() for c in ("signal", "asset_id")), strict=True))
     assert keys == sorted(keys)  # sorted by signal, so scans skip other signals' row groups
+
+
+def test_ingest_files_stops_at_a_file_whose_transaction_fails(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tenant("acme")
+    paths = _exports(tmp_path, 3)
+    record = service._record
+
+    def failing_record(**kwargs: Any) -> IngestResult:
+        if kwargs["request"].path == paths[1]:
+            raise InputError("injected", file=paths[1])
+        return record(**kwargs)
+
+    monkeypatch.setattr(service, "_record", failing_record)
+    seen: list[IngestResult] = []
+    with pytest.raises(InputError, match="injected"):
+        ingest_files(
+            app=app,
+            tenant_slug="acme",
+            items=[IngestItem(p, source_kind="defender") for p in paths],
+            on_result=seen.append,
+        )
+    assert [r.sha256 for r in seen] == [hashlib.sha256(paths[0].read_bytes()).hexdigest()]
+    assert _counts(app)[0] == 1

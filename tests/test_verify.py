@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from claimready.app import App
+from claimready.blobs.local import LocalBlobStore
 from claimready.db.engine import transaction
 from claimready.evidence.models import Evidence
 from claimready.ledger.tiles import entries_path
@@ -74,6 +75,29 @@ def test_a_changed_blob_is_named(run: Run, ingested: Path, settings: Settings) -
     _flip(blob)
     code, _, err = run("verify")
     assert code == 1 and digest in err
+
+
+def test_a_changed_pack_is_named(run: Run, ingested: Path, settings: Settings) -> None:
+    app = App(settings=settings)
+    store = app.blobs
+    assert isinstance(store, LocalBlobStore)
+    digest = next(store.iter_hashes())
+    loose = store.path_for(digest)
+    again = settings.data_dir / "again.json"
+    again.write_bytes(loose.read_bytes())
+    loose.unlink()
+    store.put_files([again])
+    app.close()
+    assert run("verify")[0] == 0
+    (pack,) = (settings.data_dir / "blobs" / "packs").glob("pack-*.pack")
+    original = pack.read_bytes()
+    _flip(pack, 100)
+    code, _, err = run("verify")
+    assert code == 1 and f"blob {digest}" in err
+    pack.write_bytes(original)
+    _flip(pack, -70)
+    code, _, err = run("verify")
+    assert code == 1 and f"pack {pack.name}" in err
 
 
 def test_a_changed_entry_bundle_is_named(run: Run, ingested: Path, settings: Settings) -> None:

@@ -165,26 +165,10 @@ def sources(directory: Path, count: int) -> list[Path]:
     return paths
 
 
-def test_put_files_syncs_three_times_per_batch(
+def test_put_files_fsyncs_the_pack_and_its_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Temporary files' data, then the sidecars' names, then the blobs' names."""
-    synced: list[Path] = []
-
-    def record(root: Path) -> bool:
-        synced.append(root)
-        return True
-
-    monkeypatch.setattr(local, "_syncfs", record)
-    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
-    refs = store.put_files(sources(tmp_path / "src", 40))
-    assert synced == [tmp_path / "blobs"] * 3
-    assert len(set(refs)) == 40
-
-
-def test_put_files_without_syncfs_fsyncs_each_file_and_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    """Two fsyncs per batch whatever its size, and no syncfs of the whole filesystem."""
     fsynced: list[int] = []
     real_fsync = os.fsync
 
@@ -192,25 +176,24 @@ def test_put_files_without_syncfs_fsyncs_each_file_and_directory(
         fsynced.append(fd)
         real_fsync(fd)
 
-    monkeypatch.setattr(local, "_syncfs_call", lambda: None)
+    def no_syncfs(root: Path) -> bool:
+        raise AssertionError("put_files must not sync the whole filesystem")
+
+    monkeypatch.setattr(local, "_syncfs", no_syncfs)
     monkeypatch.setattr(os, "fsync", counting_fsync)
     store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
-    refs = store.put_files(sources(tmp_path / "src", 5))
-    directories = {store.path_for(ref.sha256).parent for ref in refs}
-    # Five blobs and five sidecars, then each directory twice (sidecar names, blob names).
-    assert len(fsynced) == 10 + 2 * len(directories)
-    for ref in refs:
-        assert store.path_for(ref.sha256).with_suffix(".json").is_file()
-        assert stat.S_IMODE(store.path_for(ref.sha256).stat().st_mode) == 0o444
+    refs = store.put_files(sources(tmp_path / "src", 40))
+    assert len(fsynced) == 2 and len(set(refs)) == 40
+    (pack,) = (tmp_path / "blobs" / "packs").iterdir()
+    assert stat.S_IMODE(pack.stat().st_mode) == 0o444
 
 
 def test_put_files_leaves_no_temporary_files(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path, default_retention_days=1)
     paths = sources(tmp_path / "src", 10)
     store.put_files([*paths, paths[0]])
-    leftovers = list((tmp_path / "sha256").rglob(".*"))
-    assert leftovers == []
-    assert list((tmp_path / "tmp").iterdir()) == []
+    names = [path.name for path in (tmp_path / "packs").iterdir()]
+    assert len(names) == 1 and names[0].startswith("pack-") and names[0].endswith(".pack")
 
 
 def test_put_files_installs_nothing_when_a_source_is_unreadable(tmp_path: Path) -> None:
@@ -219,7 +202,7 @@ def test_put_files_installs_nothing_when_a_source_is_unreadable(tmp_path: Path) 
     with pytest.raises(InputError, match=r"missing\.json"):
         store.put_files(paths)
     assert list(store.iter_hashes()) == []
-    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    assert list((tmp_path / "blobs" / "packs").iterdir()) == []
 
 
 def test_put_files_restores_a_missing_sidecar(tmp_path: Path) -> None:

@@ -1,19 +1,25 @@
-"""Crash safety: SIGKILL an appending process at random points, then recover and verify."""
+"""Crash safety: SIGKILL an appending process at random points, or stop the object
+writes of an integration at any point; then recover and verify."""
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claimready.ledger.keys import KeyRing
-from claimready.ledger.log import Ledger
+from claimready.ledger.log import CHECKPOINT_PATH, Ledger, checkpoint_path
 from claimready.ledger.storage import FileStorage
 from claimready.ledger.verify import verify_log
 
@@ -80,3 +86,84 @@ def test_sigkill_during_appends_loses_nothing_acknowledged(tmp_path: Path) -> No
                 assert ledger.entry(index) == body, f"trial {trial}: entry {index}"
         verify_log(storage=FileStorage(tmp_path / "log"), origin=ORIGIN, verifiers=ring.verifiers())
     assert len(acknowledged) > TRIALS
+
+
+def _verify_as_left(root: Path, ring: KeyRing) -> None:
+    """Neither the latest pointer nor the newest kept checkpoint names a missing object."""
+    published = FileStorage(root / "log")
+    if published.exists(CHECKPOINT_PATH):
+        verify_log(storage=published, origin=ORIGIN, verifiers=ring.verifiers())
+    kept = [int(path.rsplit("/", 1)[1]) for path in published.list("checkpoints")]
+    if kept:
+        as_if = root / "as-if-latest"
+        shutil.copytree(root / "log", as_if)
+        (as_if / CHECKPOINT_PATH).write_bytes(
+            as_if.joinpath(checkpoint_path(max(kept))).read_bytes()
+        )
+        verify_log(storage=FileStorage(as_if), origin=ORIGIN, verifiers=ring.verifiers())
+        shutil.rmtree(as_if)
+
+
+class _Crash(Exception):
+    """The simulated crash: no object is written after it."""
+
+
+class _CrashingStorage(FileStorage):
+    """Writes objects one at a time, as a crash may leave them, and stops after ``budget``.
+
+    ``write_many`` may leave any subset of its objects, so they are written in
+    a random order; objects of ``then`` follow, in turn, as promised.
+    """
+
+    def __init__(self, root: Path, *, budget: int, rng: random.Random) -> None:
+        super().__init__(root)
+        self.budget = budget
+        self.rng = rng
+
+    def write(self, path: str, data: bytes) -> None:
+        if self.budget == 0:
+            raise _Crash(path)
+        self.budget -= 1
+        super().write(path, data)
+
+    def write_many(
+        self, objects: Sequence[tuple[str, bytes]], *, then: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        for path, data in self.rng.sample(list(objects), len(objects)):
+            self.write(path, data)
+        for path, data in then:
+            self.write(path, data)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(st.integers(min_value=1, max_value=600), min_size=1, max_size=5),
+    budget=st.integers(min_value=0, max_value=40),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_a_crash_at_any_object_write_leaves_a_log_that_verifies_and_recovers(
+    batches: list[int], budget: int, seed: int
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        ring = KeyRing(root / "keys", name=ORIGIN)
+        crashing = _CrashingStorage(root / "log", budget=budget, rng=random.Random(seed))  # noqa: S311
+        sequenced: list[bytes] = []
+        try:
+            ledger = Ledger.open(
+                directory=root / "log", origin=ORIGIN, keyring=ring, storage=crashing
+            )
+            for number, count in enumerate(batches):
+                batch = [f"{number}-{i}".encode() for i in range(count)]
+                ledger.append_many(batch)
+                sequenced.extend(batch)
+                ledger.integrate()
+            ledger.close()
+        except _Crash:
+            pass
+        _verify_as_left(root, ring)
+        published = FileStorage(root / "log")
+        with Ledger.open(directory=root / "log", origin=ORIGIN, keyring=ring) as reopened:
+            assert reopened.size == len(sequenced)
+            assert [reopened.entry(i) for i in range(len(sequenced))] == sequenced
+        verify_log(storage=published, origin=ORIGIN, verifiers=ring.verifiers())

@@ -91,3 +91,29 @@ def test_object_paths_are_checked(s3_client: S3Client, make_bucket: MakeBucket) 
             storage.read(bad)
     with pytest.raises(ConfigError):
         S3Storage(client=s3_client, bucket=storage.bucket, tenant="a/../b")
+
+
+def test_then_objects_are_put_only_after_every_object_is_stored(
+    s3_client: S3Client, make_bucket: MakeBucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = S3Storage(client=s3_client, bucket=make_bucket(), tenant="acme")
+    put = storage.write
+    order: list[str] = []
+
+    def recording_write(path: str, data: bytes) -> None:
+        if path == tile_path(0, 9):
+            raise StorageError(f"{path}: cannot write: injected")
+        put(path, data)
+        order.append(path)
+
+    monkeypatch.setattr(storage, "write", recording_write)
+    objects = [(tile_path(0, index), bytes(32)) for index in range(9)]
+    then = [(checkpoint_path(2304), b"kept"), (CHECKPOINT_PATH, b"latest")]
+    storage.write_many(objects, then=then)
+    assert set(order[:9]) == {path for path, _data in objects}
+    assert order[9:] == [checkpoint_path(2304), CHECKPOINT_PATH]
+    assert storage.read(CHECKPOINT_PATH) == b"latest"
+    order.clear()
+    with pytest.raises(StorageError, match="injected"):
+        storage.write_many([*objects, (tile_path(0, 9), bytes(32))], then=then)
+    assert set(order) == {path for path, _data in objects}

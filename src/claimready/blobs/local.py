@@ -18,6 +18,7 @@ import ctypes
 import fcntl
 import functools
 import hashlib
+import heapq
 import io
 import os
 import tempfile
@@ -39,8 +40,17 @@ from claimready.blobs.base import (
     default_retain_until,
     is_sha256,
 )
+from claimready.blobs.packs import (
+    GONE_SUFFIX,
+    PACK_DIR,
+    TEMP_PREFIX,
+    PackIndex,
+    PackMeta,
+    PackSet,
+    PackWriter,
+)
 from claimready.canonical import canonical_json, loads
-from claimready.errors import InputError, NotFoundError, StorageError
+from claimready.errors import InputError, NotFoundError, StorageError, VerificationError
 from claimready.timeutil import format_utc, parse_utc, utcnow
 
 __all__ = ["LocalBlobStore"]
@@ -110,6 +120,17 @@ def _open_source(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         yield stream
 
 
+@contextmanager
+def _open_raw_source(path: str | os.PathLike[str]) -> Iterator[io.FileIO]:
+    """As :func:`_open_source`, unbuffered: a pack copies through its own buffer."""
+    try:
+        stream = open(path, "rb", buffering=0)  # noqa: PTH123, SIM115 - hot path, closed below
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", file=Path(path)) from exc
+    with stream:
+        yield stream
+
+
 @functools.cache
 def _syncfs_call() -> Callable[[int], int] | None:
     """libc's ``syncfs``, where the platform has it."""
@@ -154,6 +175,7 @@ class LocalBlobStore(BlobStore):
         """Use ``root`` (created on first write); new blobs are retained for the given days."""
         self._root = Path(root).expanduser()
         self._default_days = check_retention_days(default_retention_days)
+        self._packs = PackSet(self._root / PACK_DIR)
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self._root)!r})"
@@ -193,62 +215,109 @@ class LocalBlobStore(BlobStore):
         return self._put_stream(io.BytesIO(data))
 
     def put_files(self, paths: Sequence[str | os.PathLike[str]]) -> list[BlobRef]:
-        """Store several files with one group commit; return their refs in order.
+        """Store several files as one pack with one group commit; return their refs in order.
 
-        1. Each file is copied into a temporary file under ``tmp/`` and hashed,
-           without a sync. A file that cannot be read raises
-           :class:`~claimready.errors.InputError` before anything is installed.
-        2. Under the store lock, a sidecar is written to a temporary file next
-           to each blob not yet stored.
-        3. Sync the data of every temporary file.
-        4. Rename the sidecars into place, then sync (the new names).
-        5. Rename the blobs into place, then sync (the new names).
+        1. Each file is streamed into a temporary pack under ``packs/`` and
+           hashed, without a sync; a blob already stored (loose or packed) or
+           already in the batch is not copied. A file that cannot be read
+           raises :class:`~claimready.errors.InputError` before anything is
+           installed.
+        2. Under the store lock, blobs stored meanwhile by another process
+           are left out, and the index, metadata and footer are appended.
+        3. fsync the pack, rename it to its final name, fsync the directory.
 
-        On Linux each sync is one ``syncfs`` of the store's filesystem;
-        elsewhere it is an fsync of each file, then of each directory.
-        Every blob and sidecar is durable when this returns, and, as with
-        :meth:`put_file`, a crash never leaves a blob without its sidecar.
+        Every blob is durable when this returns; a crash leaves at most a
+        temporary file, which a later batch removes. Two fsyncs of the
+        store's own files, rather than a ``syncfs``, so other writers' dirty
+        data on the same filesystem is not flushed with the batch.
         """
-        staged: dict[str, Path] = {}
-        refs: list[BlobRef] = []
+        self._packs.refresh()
+        loose: set[bytes] = set()
+        prefixes = self._loose_prefixes()
+        with self._storage_errors("write to", self._root / PACK_DIR):
+            writer = PackWriter(self._root / PACK_DIR)
+        fcntl.flock(writer.fd, fcntl.LOCK_EX)
+        installed = False
         try:
+            refs = []
             for path in paths:
-                with _open_source(path) as stream:
-                    temp, ref = self._stage(stream, sync=False)
-                refs.append(ref)
-                if ref.sha256 in staged:
-                    temp.unlink()
-                else:
-                    staged[ref.sha256] = temp
-            sizes = {ref.sha256: ref.size for ref in refs}
-            self._install_many(staged, sizes)
+                with _open_raw_source(path) as stream:
+                    digest, size = writer.add(stream, lambda d: self._is_stored(d, loose, prefixes))
+                refs.append(BlobRef(sha256=digest, size=size))
+            installed = self._install_pack(writer, loose)
         finally:
-            for temp in staged.values():
-                temp.unlink(missing_ok=True)
+            writer.close(remove=not installed)
         return refs
 
-    def _install_many(self, staged: dict[str, Path], sizes: dict[str, int]) -> None:
-        """Steps 2 to 5 of :meth:`put_files`, for blobs staged in temporary files."""
-        targets = {digest: self.path_for(digest) for digest in staged}
-        with self._store_lock(), self._storage_errors("write to", self._root / LAYOUT_DIR):
-            blobs = {d: t for d, t in staged.items() if not targets[d].exists()}
-            sidecars: dict[str, Path] = {}
-            for digest, target in targets.items():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if self._read_metadata(digest) is None:
-                    meta = self._new_metadata(BlobRef(sha256=digest, size=sizes[digest]))
-                    sidecars[digest] = self._stage_metadata(meta, sync=False)
+    def _is_stored(self, digest: bytes, loose: set[bytes], prefixes: frozenset[str]) -> bool:
+        """Whether a blob is stored, remembering loose ones (their sidecars are checked later).
+
+        ``prefixes`` are the first-level directories of the loose layout, so a
+        store with few loose blobs is not probed file by file.
+        """
+        if self._packs.locate(digest) is not None:
+            return True
+        name = digest.hex()
+        if (
+            name[:2] in prefixes
+            and os.path.isfile(  # noqa: PTH113 - hot path
+                f"{self._root}/{LAYOUT_DIR}/{name[:2]}/{name[2:4]}/{name}"
+            )
+        ):
+            loose.add(digest)
+            return True
+        return False
+
+    def _loose_prefixes(self) -> frozenset[str]:
+        try:
+            return frozenset(os.listdir(self._root / LAYOUT_DIR))  # noqa: PTH208 - names only
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()
+
+    def _install_pack(self, writer: PackWriter, loose: set[bytes]) -> bool:
+        """Steps 2 and 3 of :meth:`put_files`; False when every blob was stored already."""
+        directory = self._root / PACK_DIR
+        with self._store_lock(), self._storage_errors("write to", directory):
+            self._packs.refresh()
+            self._remove_stale_temporaries(writer.path)
+            prefixes = self._loose_prefixes()
+            stored = {d for d in writer.entries if self._is_stored(d, loose, prefixes)}
+            if stored:
+                writer.drop(stored)
+            for digest in sorted(loose):
+                if self._read_metadata(digest.hex()) is None:
+                    size = self.path_for(digest.hex()).stat().st_size
+                    self._write_metadata(self._new_metadata(BlobRef(digest.hex(), size)))
+            if not writer.entries:
+                return False
+            meta = PackMeta(
+                stored_at=utcnow(), retain_until=default_retain_until(self._default_days)
+            )
+            name = writer.finish(meta)
+            os.fsync(writer.fd)
+            writer.path.replace(directory / name)
+            writer.path = directory / name
+            _fsync_dir(directory)
+            self._packs.refresh()
+        return True
+
+    def _remove_stale_temporaries(self, own: Path) -> None:
+        """Remove temporary packs left by a crash (their writer no longer holds their lock)."""
+        for path in own.parent.iterdir():
+            if not path.name.startswith(TEMP_PREFIX) or path == own:
+                continue
             try:
-                self._sync([*blobs.values(), *sidecars.values()], set())
-                for digest, temp in sidecars.items():
-                    temp.replace(targets[digest].with_suffix(METADATA_SUFFIX))
-                self._sync([], {targets[digest].parent for digest in sidecars})
-                for digest, temp in blobs.items():
-                    temp.replace(targets[digest])
-                self._sync([], {targets[digest].parent for digest in blobs})
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            else:
+                path.unlink(missing_ok=True)
             finally:
-                for temp in sidecars.values():
-                    temp.unlink(missing_ok=True)
+                os.close(fd)
 
     def _sync(self, files: Sequence[Path], directories: set[Path]) -> None:
         """Make the given files' data and directories' entries durable."""
@@ -302,9 +371,11 @@ class LocalBlobStore(BlobStore):
         )
 
     def _install(self, temp: Path, ref: BlobRef) -> None:
-        """Move a complete temporary file into place, metadata first."""
+        """Move a complete temporary file into place, metadata first (not if it is packed)."""
         target = self.path_for(ref.sha256)
         with self._guard(ref.sha256), self._storage_errors("write", target):
+            if not target.exists() and self.locate(ref.sha256) is not None:
+                return
             target.parent.mkdir(parents=True, exist_ok=True)
             if self._read_metadata(ref.sha256) is None:
                 self._write_metadata(self._new_metadata(ref))
@@ -316,6 +387,7 @@ class LocalBlobStore(BlobStore):
         """Write the sidecar to a read-only temporary file in the blob's directory."""
         path = self.path_for(meta.sha256).with_suffix(METADATA_SUFFIX)
         with self._storage_errors("write", path):
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(dir=path.parent, prefix=".meta-")
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -375,43 +447,67 @@ class LocalBlobStore(BlobStore):
             ) from exc
 
     def _metadata_or_raise(self, sha256: str) -> _Metadata:
-        """The sidecar for a stored blob, rebuilt from the file if it is missing."""
+        """The blob's metadata as :meth:`stat` reads it, ready to be changed and written."""
         info = self.stat(sha256)
-        meta = self._read_metadata(info.sha256)
-        if meta is not None:
-            return meta
         return _Metadata(
             sha256=info.sha256,
             size=info.size,
             stored_at=info.stored_at or utcnow(),
-            retain_until=None,
-            legal_hold=False,
+            retain_until=info.retain_until,
+            legal_hold=info.legal_hold,
         )
 
+    def locate(self, sha256: str) -> tuple[PackIndex, int, int] | None:
+        """``(pack, offset, size)`` of a packed blob, or None (the packs are reread once)."""
+        digest = bytes.fromhex(sha256)
+        found = self._packs.locate(digest)
+        if found is None:
+            self._packs.refresh()
+            found = self._packs.locate(digest)
+        return found
+
     def open(self, sha256: str) -> BinaryIO:
-        """A binary file object over the blob; the caller closes it."""
+        """A binary stream over the blob (its file or its range of a pack); the caller closes it."""
         path = self.path_for(sha256)
         try:
             return path.open("rb")
         except FileNotFoundError:
-            raise NotFoundError(f"blob {path.name} is not in the blob store {self._root}") from None
+            pass
         except OSError as exc:
             raise StorageError(f"blob store {self._root}: cannot read {path}: {exc}") from exc
+        found = self.locate(path.name)
+        if found is None:
+            raise NotFoundError(f"blob {path.name} is not in the blob store {self._root}")
+        pack, offset, size = found
+        with self._storage_errors("read", pack.path):
+            fd = os.open(pack.path, os.O_RDONLY)
+        return io.BufferedReader(_PackedBlob(fd, offset, size), CHUNK_SIZE)
 
     def exists(self, sha256: str) -> bool:
-        """Whether the blob file is present."""
-        return self.path_for(sha256).is_file()
+        """Whether the blob is stored, loose or in a pack."""
+        path = self.path_for(sha256)
+        return path.is_file() or self.locate(path.name) is not None
 
     def stat(self, sha256: str) -> BlobStat:
-        """Size and storage time from the file; retention and hold from its sidecar."""
+        """Size and storage time from the file or pack; retention and hold from the sidecar.
+
+        A packed blob without a sidecar has its pack's storage time and retention.
+        """
         path = self.path_for(sha256)
+        default: _Metadata | None = None
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise NotFoundError(f"blob {path.name} is not in the blob store {self._root}") from None
+            found = self.locate(path.name)
+            if found is None:
+                raise NotFoundError(
+                    f"blob {path.name} is not in the blob store {self._root}"
+                ) from None
+            pack, _, size = found
+            default = _Metadata(path.name, size, pack.meta.stored_at, pack.meta.retain_until, False)
         except OSError as exc:
             raise StorageError(f"blob store {self._root}: cannot read {path}: {exc}") from exc
-        meta = self._read_metadata(path.name)
+        meta = self._read_metadata(path.name) or default
         return BlobStat(
             sha256=path.name,
             size=size,
@@ -421,7 +517,17 @@ class LocalBlobStore(BlobStore):
         )
 
     def iter_hashes(self) -> Iterator[str]:
-        """Blob names in ascending order (temporary and sidecar files are skipped)."""
+        """Blob names in ascending order, loose and packed (temporary and sidecar files skipped)."""
+        self._packs.refresh()
+        packed = (digest.hex() for digest in self._packs.digests())
+        previous = None
+        for name in heapq.merge(self.iter_loose(), packed):
+            if name != previous:
+                yield name
+            previous = name
+
+    def iter_loose(self) -> Iterator[str]:
+        """Names of the blobs kept as files of their own, in ascending order."""
         layout = self._root / LAYOUT_DIR
         if not layout.is_dir():
             return
@@ -430,6 +536,13 @@ class LocalBlobStore(BlobStore):
                 for entry in sorted(second.iterdir()) if second.is_dir() else ():
                     if is_sha256(entry.name) and entry.name.startswith(first.name + second.name):
                         yield entry.name
+
+    def packs(self) -> list[PackIndex]:
+        """The indexes of every pack, refreshed; raises VerificationError naming a damaged one."""
+        self._packs.refresh()
+        if self._packs.damaged:
+            raise next(iter(sorted(self._packs.damaged.items())))[1]
+        return [self._packs.packs[name] for name in sorted(self._packs.packs)]
 
     # -- retention, hold, delete ------------------------------------------------
 
@@ -446,8 +559,109 @@ class LocalBlobStore(BlobStore):
         self._write_metadata(replace(meta, retain_until=until))
 
     def _remove(self, sha256: str) -> None:
+        """Remove the loose file, list every packed copy as gone, then reclaim those packs."""
         path = self.path_for(sha256)
+        self._packs.refresh()
+        holders = self._packs.holders(bytes.fromhex(sha256))
         with self._storage_errors("delete", path):
-            path.unlink()
+            if path.exists():
+                path.unlink()
+            for pack in holders:
+                self._list_gone(pack, sha256)
             path.with_suffix(METADATA_SUFFIX).unlink(missing_ok=True)
-            _fsync_dir(path.parent)
+            if path.parent.is_dir():
+                _fsync_dir(path.parent)
+        self._packs.refresh()
+        for pack in holders:
+            self._rewrite(self._packs.packs[pack.name])
+
+    def _list_gone(self, pack: PackIndex, sha256: str) -> None:
+        gone = pack.path.with_name(pack.name + GONE_SUFFIX)
+        created = not gone.exists()
+        fd = os.open(gone, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, sha256.encode("ascii") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(gone.parent)
+
+    def reclaim(self) -> int:
+        """Rewrite every pack holding disposed blobs that may now be rewritten; return how many.
+
+        A pack is rewritten (its disposed blobs' bytes dropped) only when none
+        of its remaining blobs is retained or under legal hold.
+        """
+        with self._store_lock():
+            self._packs.refresh()
+            candidates = [pack for pack in self._packs.packs.values() if pack.gone]
+            return sum(self._rewrite(pack) for pack in candidates)
+
+    def _rewrite(self, pack: PackIndex) -> bool:
+        """Copy a pack's live blobs, checked, into a new pack and remove the old one (locked)."""
+        now = utcnow()
+        live = list(pack.live())
+        for digest, _, _ in live:
+            info = self.stat(digest.hex())
+            if info.legal_hold or (info.retain_until is not None and info.retain_until > now):
+                return False
+        directory = pack.path.parent
+        with self._storage_errors("rewrite", pack.path):
+            if live:
+                self._copy_live(pack, live)
+            pack.path.unlink()
+            pack.path.with_name(pack.name + GONE_SUFFIX).unlink(missing_ok=True)
+            self._sync([], {directory})
+        self._packs.refresh()
+        return True
+
+    def _copy_live(self, pack: PackIndex, live: list[tuple[bytes, int, int]]) -> None:
+        """Write ``live`` into a new pack with the old one's metadata, checking each blob."""
+        writer = PackWriter(pack.path.parent)
+        installed = False
+        source = os.open(pack.path, os.O_RDONLY)
+        try:
+            for digest, offset, size in sorted(live, key=lambda entry: entry[1]):
+                with io.BufferedReader(_PackedBlob(os.dup(source), offset, size)) as blob:
+                    found, _ = writer.add(blob, lambda _digest: False)
+                if found != digest.hex():
+                    raise VerificationError(
+                        f"stored content hashes to {found}; pack {pack.name} left as it is",
+                        subject=f"blob {digest.hex()}",
+                    )
+            name = writer.finish(pack.meta)
+            os.fsync(writer.fd)
+            writer.path.replace(pack.path.parent / name)
+            installed = True
+        finally:
+            os.close(source)
+            writer.close(remove=not installed)
+
+
+class _PackedBlob(io.RawIOBase):
+    """A read-only stream over one blob's byte range of a pack file (owns ``fd``)."""
+
+    def __init__(self, fd: int, offset: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._position = offset
+        self._end = offset + size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count = min(len(view), self._end - self._position)
+        if count <= 0:
+            return 0
+        data = os.pread(self._fd, count, self._position)
+        view[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()

@@ -53,46 +53,86 @@ def _default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _hash_file(path: str, buffer: bytearray) -> tuple[str, int]:
+def _hash_range(path: str, offset: int, size: int, buffer: bytearray) -> tuple[str, int]:
+    """SHA-256 of ``size`` bytes of ``path`` from ``offset`` (to the end when ``size`` < 0)."""
     hasher = hashlib.sha256()
     view = memoryview(buffer)
-    size = 0
+    done = 0
     with open(path, "rb", buffering=0) as stream:  # noqa: PTH123 - raw, unbuffered reads
-        while count := stream.readinto(view):
+        if offset:
+            stream.seek(offset)
+        while size < 0 or done < size:
+            want = len(view) if size < 0 else min(len(view), size - done)
+            count = stream.readinto(view[:want])
+            if not count:
+                break
             hasher.update(view[:count])
-            size += count
-    return hasher.hexdigest(), size
+            done += count
+    return hasher.hexdigest(), done
 
 
-def _rehash_files(task: Sequence[tuple[str, str]]) -> tuple[int, list[_Failure]]:
-    """Worker: re-hash ``(digest, path)`` pairs; return bytes read and the failures."""
+_Location = tuple[str, str, int, int]
+"""A blob to re-hash: digest, file, offset, size (-1: the whole file)."""
+_Task = Sequence[_Location]
+
+
+def _rehash_files(task: _Task) -> tuple[int, list[_Failure]]:
+    """Worker: re-hash ``(digest, path, offset, size)``; return bytes read and the failures."""
     buffer = bytearray(_CHUNK)
     total = 0
     failures: list[_Failure] = []
-    for digest, path in task:
+    for digest, path, offset, size in task:
         try:
-            found, size = _hash_file(path, buffer)
+            found, read = _hash_range(path, offset, size, buffer)
         except FileNotFoundError:
             failures.append(_Failure(digest, f"is missing ({path})"))
             continue
         except OSError as exc:
             failures.append(_Failure(digest, f"cannot be read ({path}): {exc.strerror or exc}"))
             continue
-        total += size
+        total += read
         if found != digest:
-            failures.append(_Failure(digest, f"stored content ({size} bytes) hashes to {found}"))
+            where = path if size < 0 else f"{path} at byte {offset}"
+            failures.append(
+                _Failure(digest, f"stored content ({read} bytes, {where}) hashes to {found}")
+            )
     return total, failures
 
 
-def _local_tasks(store: LocalBlobStore, digests: Iterable[str]) -> Iterator[list[tuple[str, str]]]:
-    """Group blobs into tasks of about 64 MiB (or 512 files), using sizes from the directory."""
-    task: list[tuple[str, str]] = []
-    weight = 0
+def _locations(store: LocalBlobStore, digests: Iterable[str] | None) -> Iterator[_Location]:
+    """Where each blob is: packed blobs pack by pack in file order, then loose files."""
+    packs = store.packs()
+    if digests is None:
+        for pack in packs:
+            for raw, offset, size in sorted(pack.live(), key=lambda entry: entry[1]):
+                yield raw.hex(), os.fspath(pack.path), offset, size
+        for name in store.iter_loose():
+            yield name, os.fspath(store.path_for(name)), 0, -1
+        return
+    by_pack: dict[str, list[_Location]] = {}
     for digest in digests:
-        path = os.fspath(store.path_for(digest))
-        with suppress(OSError):  # a missing blob is reported by the worker
-            weight += os.stat(path).st_size  # noqa: PTH116 - hot loop over many files
-        task.append((digest, path))
+        path = store.path_for(digest)
+        found = None if path.is_file() else store.locate(digest)
+        if found is None:
+            yield digest, os.fspath(path), 0, -1
+        else:
+            pack, offset, size = found
+            by_pack.setdefault(pack.name, []).append((digest, os.fspath(pack.path), offset, size))
+    for name in sorted(by_pack):
+        yield from sorted(by_pack[name], key=lambda location: location[2])
+
+
+def _local_tasks(store: LocalBlobStore, digests: Iterable[str] | None) -> Iterator[list[_Location]]:
+    """Group blobs into tasks of about 64 MiB (or 512 blobs)."""
+    task: list[_Location] = []
+    weight = 0
+    for location in _locations(store, digests):
+        size = location[3]
+        if size < 0:
+            with suppress(OSError):  # a missing blob is reported by the worker
+                size = os.stat(location[1]).st_size  # noqa: PTH116 - hot loop over many files
+        weight += max(size, 0)
+        task.append(location)
         if weight >= _TASK_BYTES or len(task) >= _TASK_FILES:
             yield task
             task, weight = [], 0
@@ -101,7 +141,7 @@ def _local_tasks(store: LocalBlobStore, digests: Iterable[str]) -> Iterator[list
 
 
 def _rehash_local(
-    store: LocalBlobStore, digests: Iterable[str], workers: int
+    store: LocalBlobStore, digests: Iterable[str] | None, workers: int
 ) -> tuple[int, int, list[_Failure]]:
     tasks = _local_tasks(store, digests)
     blobs = total = 0
@@ -123,7 +163,7 @@ def _rehash_local(
     return blobs, total, failures
 
 
-def _rehash_task(task: Sequence[tuple[str, str]]) -> tuple[int, int, list[_Failure]]:
+def _rehash_task(task: _Task) -> tuple[int, int, list[_Failure]]:
     read, failed = _rehash_files(task)
     return len(task), read, failed
 
@@ -164,12 +204,13 @@ def rehash_blobs(
     the first failing blob in digest order; the message counts any others.
     Memory stays bounded: blobs are streamed in 1 MiB chunks.
     """
-    wanted = store.iter_hashes() if digests is None else (check_sha256(d) for d in digests)
+    wanted = None if digests is None else [check_sha256(d) for d in digests]
     count = workers if workers is not None else _default_workers()
     if isinstance(store, LocalBlobStore):
         blobs, total, failures = _rehash_local(store, wanted, count)
     else:
-        blobs, total, failures = _rehash_store(store, wanted, count)
+        everything = store.iter_hashes() if wanted is None else wanted
+        blobs, total, failures = _rehash_store(store, everything, count)
     if failures:
         failures.sort(key=lambda f: f.sha256)
         first = failures[0]

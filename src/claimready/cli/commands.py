@@ -14,7 +14,7 @@ from claimready.cli.output import emit_json, progress, stdout, warn
 from claimready.cli.render import print_report
 from claimready.db.engine import transaction
 from claimready.db.migrate import head_revision, upgrade
-from claimready.evidence.service import IngestResult, ingest_file
+from claimready.evidence.service import IngestItem, IngestResult, ingest_files
 from claimready.reports.service import build_report
 from claimready.tenants import service as tenants
 from claimready.timeutil import format_utc
@@ -92,21 +92,12 @@ def ingest(
     """
     app: App = ctx.obj
     moment = parse_moment(observed_at, option="--observed-at")
-    results: list[IngestResult] = []
+    items = [IngestItem(path, source, source_name, moment) for path in paths]
     with progress(enabled=not json_output and len(paths) > 1) as bar:
         task = bar.add_task("ingesting", total=len(paths))
-        for path in paths:
-            results.append(
-                ingest_file(
-                    app=app,
-                    tenant_slug=tenant,
-                    path=path,
-                    source_kind=source,
-                    source_name=source_name,
-                    observed_at=moment,
-                )
-            )
-            bar.advance(task)
+        results = ingest_files(
+            app=app, tenant_slug=tenant, items=items, on_result=lambda _r: bar.advance(task)
+        )
     if json_output:
         emit_json([asdict(r) for r in results])
         return

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
+from itertools import groupby
 from pathlib import Path
 
 from claimready.app import App
@@ -40,7 +41,7 @@ from claimready.db.engine import transaction
 from claimready.db.migrate import upgrade
 from claimready.demo import generate as gen
 from claimready.errors import ConflictError
-from claimready.evidence.service import IngestResult, ingest_file
+from claimready.evidence.service import IngestItem, IngestResult, ingest_file, ingest_files
 from claimready.settings import Settings
 from claimready.tenants import service as tenants
 from claimready.timeutil import UTC, utcnow
@@ -448,6 +449,11 @@ _WORKSTATION_CRITICALS = {
 _UNENCRYPTED = frozenset({"ws-077", "ws-093"})
 
 
+def _month(elapsed: timedelta) -> int:
+    """Which of the demo year's twelve months ``elapsed`` after its first day falls in."""
+    return max(0, min(11, elapsed.days * 12 // DAYS))
+
+
 def _evaluate(app: App, tenant: str, as_of: datetime, window: timedelta) -> WindowEvaluation:
     return evaluate(
         app=app, request=EvaluateRequest(tenant_slug=tenant, as_of=as_of, window=window)
@@ -474,15 +480,10 @@ def run_demo(
         step("generating a year of exports")
         planned = sorted(_Year(settings.data_dir / "inputs", start).plan(), key=lambda p: p.moment)
         ingests: list[IngestResult] = []
-        month = -1
-        for item in planned:
-            current = max(0, min(11, (item.moment - start).days * 12 // DAYS))
-            if current != month:
-                month = current
-                step(f"ingesting Acme Dental's exports: month {month + 1} of 12")
-            ingests.append(
-                ingest_file(app=app, tenant_slug=TENANT, path=item.path, source_kind=item.kind)
-            )
+        for month, items in groupby(planned, key=lambda p: _month(p.moment - start)):
+            step(f"ingesting Acme Dental's exports: month {month + 1} of 12")
+            batch = [IngestItem(item.path, source_kind=item.kind) for item in items]
+            ingests += ingest_files(app=app, tenant_slug=TENANT, items=batch)
         step("ingesting the Defender sample export")
         ingests.append(ingest_file(app=app, tenant_slug="globex-lab", path=sample_path()))
         step("evaluating controls over the year")

@@ -325,13 +325,13 @@ class Ledger:
         if batch.bundle_touched and state.bundle:
             index, width = divmod(state.size, TILE_WIDTH)
             batch.writes.append((entries_path(index, width), encode_bundle(state.bundle)))
-        for path, data in batch.writes:
-            self.storage.write(path, data)
         checkpoint = Checkpoint(self.origin, state.size, state.root())
         note = sign_checkpoint(checkpoint, [self.keyring.signer()])
-        # Keep every checkpoint, then move the latest pointer.
-        self.storage.write(checkpoint_path(state.size), note)
-        self.storage.write(CHECKPOINT_PATH, note)
+        # Tiles and bundles are durable before the checkpoint that names them is
+        # kept, and the kept checkpoint before the latest pointer moves to it.
+        self.storage.write_many(
+            batch.writes, then=[(checkpoint_path(state.size), note), (CHECKPOINT_PATH, note)]
+        )
         self._set_checkpoint(checkpoint, note)
         if self.timestamper is not None:
             self._unstamped[state.size] = note

@@ -7,6 +7,7 @@ a ``subject`` and free-form ``details`` until their owners pin them down.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -45,8 +46,11 @@ GENERIC_TYPES = frozenset(
 _REQUIRED = ("type", "v", "actor", "tenant")
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 def _sha256_hex(value: str, field: str) -> str:
-    if len(value) != 64 or any(ch not in "0123456789abcdef" for ch in value):
+    if not _SHA256_HEX.fullmatch(value):
         raise InputError("expected 64 lowercase hex digits", field=field)
     return value
 

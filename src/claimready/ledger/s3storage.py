@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["S3Storage", "bucket_has_object_lock"]
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+#: PUTs in flight at once in :meth:`S3Storage.write_many`.
+_PARALLEL_PUTS = 8
 
 
 def _error_code(exc: ClientError) -> str:
@@ -138,6 +142,26 @@ class S3Storage:
             )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"{self._where(path)}: cannot write: {exc}") from exc
+
+    def write_many(
+        self, objects: Sequence[tuple[str, bytes]], *, then: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """PUT ``objects`` concurrently; once all have succeeded, PUT each of ``then`` in turn.
+
+        A PUT is durable when it returns, so an object of ``then`` is only
+        stored after every object before it. The first failure is raised
+        after every PUT of ``objects`` has finished.
+        """
+        if len(objects) > 1:
+            with ThreadPoolExecutor(min(_PARALLEL_PUTS, len(objects))) as puts:
+                futures = [puts.submit(self.write, path, data) for path, data in objects]
+            for future in futures:
+                future.result()
+        else:
+            for path, data in objects:
+                self.write(path, data)
+        for path, data in then:
+            self.write(path, data)
 
     def exists(self, path: str) -> bool:
         """Whether an object exists at ``path``."""

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from claimready.errors import StorageError
 
-__all__ = ["FileStorage", "Storage", "atomic_write"]
+__all__ = ["FileStorage", "Storage", "atomic_write", "atomic_write_many"]
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+#: Objects written and synced at once by :func:`atomic_write_many`.
+_SYNC_THREADS = 8
 
 
 class Storage(Protocol):
@@ -27,6 +36,19 @@ class Storage(Protocol):
         """Store ``data`` at ``path`` atomically and durably, replacing any previous object."""
         ...
 
+    def write_many(
+        self, objects: Sequence[tuple[str, bytes]], *, then: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """Store every ``(path, data)`` as :meth:`write` does, then each of ``then`` in turn.
+
+        ``objects`` are stored in no particular order: a crash may leave any
+        subset of them (each one whole). An object of ``then`` is stored
+        only once every object before it is durable (a checkpoint after the
+        tiles it covers, the latest pointer after the checkpoint). When it
+        returns, all are durable.
+        """
+        ...
+
     def exists(self, path: str) -> bool:
         """Whether an object exists at ``path``."""
         ...
@@ -36,19 +58,105 @@ class Storage(Protocol):
         ...
 
 
+class _Syncer:
+    """Runs a group of writes and fsyncs at once, from a small thread pool.
+
+    A journaling filesystem commits fsyncs that are pending together in one
+    journal commit; issued one after another, each waits for a commit of its
+    own. On the development machine (ext4) ten fsyncs of files and
+    directories took about 1 ms at once against 30 ms one by one.
+
+    The pool is made on first use and again in a forked child, whose copy
+    has no threads. With ``threads=1`` everything runs in the calling thread.
+    """
+
+    def __init__(self, *, threads: int = _SYNC_THREADS) -> None:
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ledger-sync")
+                self._pid = os.getpid()
+            return self._pool
+
+    def map(
+        self,
+        work: Callable[[_Item], _Result],
+        items: Sequence[_Item],
+        *,
+        undo: Callable[[_Result], None] | None = None,
+    ) -> list[_Result]:
+        """``work`` on every item at once; all finish before the first failure is raised.
+
+        On a failure, ``undo`` is called on the result of every item that succeeded.
+        """
+        if len(items) < 2 or self.threads < 2:
+            return self._one_by_one(work, items, undo=undo)
+        executor = self._executor()
+        futures: list[Future[_Result]] = [executor.submit(work, item) for item in items]
+        failures = [error for error in (f.exception() for f in futures) if error is not None]
+        if not failures:
+            return [f.result() for f in futures]
+        for future in futures:
+            if undo is not None and future.exception() is None:
+                undo(future.result())
+        raise failures[0]
+
+    @staticmethod
+    def _one_by_one(
+        work: Callable[[_Item], _Result],
+        items: Sequence[_Item],
+        *,
+        undo: Callable[[_Result], None] | None,
+    ) -> list[_Result]:
+        results: list[_Result] = []
+        try:
+            for item in items:
+                results.append(work(item))
+        except BaseException:
+            for result in results:
+                if undo is not None:
+                    undo(result)
+            raise
+        return results
+
+
 def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StorageError(f"{directory}: cannot sync the directory: {exc}") from exc
 
 
-def atomic_write(target: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``target`` atomically: temp file, fsync, rename, fsync the directory."""
-    directory = target.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create ``directory`` and any missing parent; return the ones created, outermost first."""
+    missing: list[Path] = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    missing.reverse()
+    try:
+        for path in missing:
+            path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"{missing[-1]}: cannot create the directory: {exc}") from exc
+    return missing
+
+
+def _write_synced(target: Path, data: bytes, mode: int) -> Path:
+    """Write ``data`` to a new temporary file beside ``target`` and fsync it; return its path."""
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StorageError(f"{target}: cannot write: {exc}") from exc
     try:
         os.fchmod(fd, mode)
         view = memoryview(data)
@@ -56,15 +164,75 @@ def atomic_write(target: Path, data: bytes, *, mode: int = 0o644) -> None:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        Path(tmp).replace(target)
-        _fsync_dir(directory)
     except OSError as exc:
-        if fd >= 0:
-            os.close(fd)
-        Path(tmp).unlink(missing_ok=True)
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
         raise StorageError(f"{target}: cannot write: {exc}") from exc
+    os.close(fd)
+    return Path(name)
+
+
+def _directories_to_sync(target: Path) -> list[Path]:
+    """Make ``target``'s directory; return it and the parent of every directory created."""
+    return [target.parent, *(created.parent for created in _make_dirs(target.parent))]
+
+
+def _rename(tmp: Path, target: Path) -> None:
+    try:
+        tmp.replace(target)
+    except OSError as exc:
+        raise StorageError(f"{target}: cannot write: {exc}") from exc
+
+
+def atomic_write_many(
+    objects: Sequence[tuple[Path, bytes]],
+    *,
+    then: Sequence[tuple[Path, bytes]] = (),
+    mode: int = 0o644,
+    syncer: _Syncer | None = None,
+) -> None:
+    """Write every ``(target, data)`` atomically and durably, syncing them together.
+
+    1. each object, of ``objects`` and of ``then``, is written to a temporary
+       file beside its target, which is fsync'd;
+    2. each temporary file of ``objects`` is renamed over its target;
+    3. every directory renamed into is fsync'd once, and so is the parent of
+       every directory created for the objects;
+    4. each object of ``then`` in turn is renamed, and its directory (with the
+       parent of one created for it) fsync'd.
+
+    A name therefore only ever refers to synced bytes, and an object of
+    ``then`` appears only once everything before it is durable. With a
+    ``syncer``, steps 1 and 3 each run at once for all objects. A crash may
+    leave any subset of ``objects`` in place, and temporary files (named
+    ``.*.tmp``).
+    """
+    run = (syncer or _Syncer(threads=1)).map
+    every = [*objects, *then]
+    directories = [_directories_to_sync(target) for target, _data in every]
+    staged = run(
+        lambda obj: _write_synced(obj[0], obj[1], mode),
+        every,
+        undo=lambda tmp: tmp.unlink(missing_ok=True),
+    )
+    renamed = 0
+    try:
+        for (target, _data), tmp in zip(objects, staged, strict=False):
+            _rename(tmp, target)
+            renamed += 1
+        run(_fsync_dir, list(dict.fromkeys(d for found in directories[:renamed] for d in found)))
+        for position in range(renamed, len(every)):
+            _rename(staged[position], every[position][0])
+            renamed += 1
+            run(_fsync_dir, directories[position])
+    finally:
+        for tmp in staged[renamed:]:
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write(target: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``target`` atomically: temp file, fsync, rename, fsync the directory."""
+    atomic_write_many([(target, data)], mode=mode)
 
 
 class FileStorage:
@@ -73,6 +241,7 @@ class FileStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._prefix = os.fspath(self.root) + os.sep
+        self._syncer = _Syncer()
 
     def _resolve(self, path: str) -> str:
         # String checks, not pathlib: full verification resolves two paths per 256 entries.
@@ -98,6 +267,20 @@ class FileStorage:
     def write(self, path: str, data: bytes) -> None:
         """Store ``data`` at ``path`` atomically and durably."""
         atomic_write(Path(self._resolve(path)), data)
+
+    def write_many(
+        self, objects: Sequence[tuple[str, bytes]], *, then: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """Store ``objects`` in any order, then each of ``then``; all durable when it returns.
+
+        Files, and then their directories, are synced at once (see
+        :func:`atomic_write_many`) rather than two syncs per object in turn.
+        """
+        atomic_write_many(
+            [(Path(self._resolve(path)), data) for path, data in objects],
+            then=[(Path(self._resolve(path)), data) for path, data in then],
+            syncer=self._syncer,
+        )
 
     def exists(self, path: str) -> bool:
         """Whether an object exists at ``path``."""

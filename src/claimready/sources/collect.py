@@ -20,7 +20,7 @@ import pluggy
 from claimready.app import App
 from claimready.connectors.registry import get_connector
 from claimready.errors import ClaimreadyError, UsageError
-from claimready.evidence.service import IngestResult, ingest_file
+from claimready.evidence.service import IngestItem, IngestResult, ingest_files
 from claimready.sources.config import SourceConfig, load_sources
 from claimready.sources.status import record_silence, statuses
 from claimready.timeutil import utcnow
@@ -50,22 +50,16 @@ def collect_source(
     where = f"{app.settings.effective_sources_file}: tenants.{tenant_slug}.{source.name}"
     secrets = source.collect.secret_values(where=where)
     items = connector.collect(settings=source.collect.settings, secrets=secrets, http=http)
-    results = []
+    collector = f"claimready live collector ({connector.kind})"
     with tempfile.TemporaryDirectory(prefix="claimready-collect-") as folder:
-        for item in items:
-            path = Path(folder) / PurePath(item.name).name
+        files = []
+        for number, item in enumerate(items):
+            # A folder per item, so items of the same name keep their own file.
+            path = Path(folder) / str(number) / PurePath(item.name).name
+            path.parent.mkdir()
             path.write_bytes(item.data)
-            results.append(
-                ingest_file(
-                    app=app,
-                    tenant_slug=tenant_slug,
-                    path=path,
-                    source_kind=connector.kind,
-                    source_name=source.name,
-                    collector=f"claimready live collector ({connector.kind})",
-                )
-            )
-    return results
+            files.append(IngestItem(path, connector.kind, source.name, None, collector))
+        return ingest_files(app=app, tenant_slug=tenant_slug, items=files)
 
 
 def _due(app: App, tenant_slug: str, source: SourceConfig, now: datetime) -> bool:

@@ -1,0 +1,414 @@
+"""Pack files: the blobs of one batch in one file, behind a sorted, checksummed index.
+
+A pack is written once and never changed (mode 0444)::
+
+    magic       8 bytes   b"CRPACK1\\n"
+    blobs       the blobs' bytes, one after another (in the order stored)
+    index       one 48-byte entry per blob, sorted by digest:
+                SHA-256 (32 bytes) | offset (uint64 BE) | size (uint64 BE)
+    meta        canonical JSON: {"retain_until": ..., "stored_at": ...}
+    footer      64 bytes: b"CRPKEND1" | count | index offset | meta length
+                (each uint64 BE) | SHA-256 of index ‖ meta ‖ the 32 bytes before it
+
+The pack is named by its footer checksum (``pack-<40 hex>.pack``). Reading an
+index checks the magic, the footer, the checksum, that the digests are
+sorted and unique, and that the blobs tile the data section exactly (no gap,
+no overlap), so every byte of a pack is covered either by the index checksum
+or by the SHA-256 of the blob it belongs to.
+
+A blob disposed of while its pack cannot be rewritten is listed in
+``<pack>.gone`` (one hex digest per line, appended and fsynced); it reads as
+absent from then on, and its bytes go when the pack is rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from claimready.canonical import canonical_json, loads
+from claimready.errors import VerificationError
+from claimready.timeutil import format_utc, parse_utc
+
+__all__ = [
+    "ENTRY_SIZE",
+    "GONE_SUFFIX",
+    "MAGIC",
+    "PACK_DIR",
+    "PACK_SUFFIX",
+    "PackIndex",
+    "PackMeta",
+    "PackSet",
+    "PackWriter",
+    "encode_tail",
+    "read_pack_index",
+]
+
+PACK_DIR = "packs"
+PACK_SUFFIX = ".pack"
+GONE_SUFFIX = ".gone"
+TEMP_PREFIX = ".tmp-"
+MAGIC = b"CRPACK1\n"
+_FOOTER_MAGIC = b"CRPKEND1"
+_ENTRY = struct.Struct(">32sQQ")
+_FIELDS = struct.Struct(">8sQQQ")
+ENTRY_SIZE = _ENTRY.size
+_FOOTER_SIZE = _FIELDS.size + 32
+
+
+@dataclass(frozen=True, slots=True)
+class PackMeta:
+    """What every blob of a pack shares until a sidecar says otherwise."""
+
+    stored_at: datetime
+    retain_until: datetime | None
+
+    def to_json(self) -> bytes:
+        """Canonical JSON of the metadata, as kept in the pack."""
+        until = None if self.retain_until is None else format_utc(self.retain_until)
+        return canonical_json({"retain_until": until, "stored_at": format_utc(self.stored_at)})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> PackMeta:
+        """Parse the metadata section of a pack."""
+        value = loads(raw)
+        until = value["retain_until"]
+        return cls(
+            stored_at=parse_utc(value["stored_at"]),
+            retain_until=None if until is None else parse_utc(until),
+        )
+
+
+def encode_tail(entries: dict[bytes, tuple[int, int]], meta: PackMeta, data_end: int) -> bytes:
+    """Index, metadata and footer for blobs ``{digest: (offset, size)}`` ending at ``data_end``."""
+    index = b"".join(_ENTRY.pack(digest, *entries[digest]) for digest in sorted(entries))
+    meta_json = meta.to_json()
+    fields = _FIELDS.pack(_FOOTER_MAGIC, len(entries), data_end, len(meta_json))
+    checksum = hashlib.sha256(index + meta_json + fields).digest()
+    return index + meta_json + fields + checksum
+
+
+def pack_name(tail: bytes) -> str:
+    """The file name of the pack whose tail (from :func:`encode_tail`) is ``tail``."""
+    return f"pack-{tail[-32:].hex()[:40]}{PACK_SUFFIX}"
+
+
+@dataclass(slots=True)
+class PackIndex:
+    """One pack's validated index, metadata and disposed blobs."""
+
+    path: Path
+    index: bytes
+    meta: PackMeta
+    gone: set[bytes] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        """The pack's file name."""
+        return self.path.name
+
+    @property
+    def count(self) -> int:
+        """How many blobs the index lists (disposed ones included)."""
+        return len(self.index) // ENTRY_SIZE
+
+    def entry(self, position: int) -> tuple[bytes, int, int]:
+        """``(digest, offset, size)`` of the entry at ``position`` in digest order."""
+        digest, offset, size = _ENTRY.unpack_from(self.index, position * ENTRY_SIZE)
+        return digest, offset, size
+
+    def find(self, digest: bytes) -> tuple[int, int] | None:
+        """``(offset, size)`` of a live blob, or None."""
+        if digest in self.gone:
+            return None
+        lo, hi, index = 0, self.count, self.index
+        while lo < hi:
+            mid = (lo + hi) // 2
+            key = index[mid * ENTRY_SIZE : mid * ENTRY_SIZE + 32]
+            if key < digest:
+                lo = mid + 1
+            elif key > digest:
+                hi = mid
+            else:
+                _, offset, size = _ENTRY.unpack_from(index, mid * ENTRY_SIZE)
+                return offset, size
+        return None
+
+    def live(self) -> Iterator[tuple[bytes, int, int]]:
+        """Live blobs as ``(digest, offset, size)``, in digest order."""
+        for position in range(self.count):
+            found = self.entry(position)
+            if found[0] not in self.gone:
+                yield found
+
+
+def _damaged(path: Path, problem: str) -> VerificationError:
+    return VerificationError(problem, subject=f"pack {path.name}")
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) != size:
+        raise EOFError
+    return data
+
+
+def read_pack_index(path: Path) -> PackIndex:
+    """Read and check a pack's index; raise VerificationError naming the pack if damaged."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise _damaged(path, f"cannot be read: {exc.strerror or exc}") from exc
+    try:
+        length = os.fstat(fd).st_size
+        if length < len(MAGIC) + _FOOTER_SIZE:
+            raise _damaged(path, f"is {length} bytes, too short for a pack")
+        if _read_at(fd, len(MAGIC), 0) != MAGIC:
+            raise _damaged(path, "does not start with the pack magic")
+        footer = _read_at(fd, _FOOTER_SIZE, length - _FOOTER_SIZE)
+        magic, count, data_end, meta_size = _FIELDS.unpack_from(footer)
+        tail_size = count * ENTRY_SIZE + meta_size + _FOOTER_SIZE
+        if magic != _FOOTER_MAGIC or data_end + tail_size != length or data_end < len(MAGIC):
+            raise _damaged(path, "footer does not describe the file")
+        tail = _read_at(fd, tail_size, data_end)
+    except EOFError:
+        raise _damaged(path, "ends early") from None
+    except OSError as exc:
+        raise _damaged(path, f"cannot be read: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    if hashlib.sha256(tail[:-32]).digest() != tail[-32:]:
+        raise _damaged(path, "index checksum does not match")
+    index = tail[: count * ENTRY_SIZE]
+    try:
+        meta = PackMeta.from_json(tail[count * ENTRY_SIZE : -_FOOTER_SIZE])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _damaged(path, f"metadata is malformed: {exc}") from exc
+    found = PackIndex(path=path, index=index, meta=meta)
+    _check_layout(found, data_end)
+    return found
+
+
+def _check_layout(pack: PackIndex, data_end: int) -> None:
+    """Digests strictly ascending; blobs covering ``[magic, data_end)`` exactly."""
+    spans: list[tuple[int, int]] = []
+    previous = b""
+    for position in range(pack.count):
+        digest, offset, size = pack.entry(position)
+        if digest <= previous:
+            raise _damaged(pack.path, f"index entry {position} is out of order")
+        previous = digest
+        spans.append((offset, size))
+    end = len(MAGIC)
+    for offset, size in sorted(spans):
+        if offset != end:
+            raise _damaged(pack.path, f"blob data at byte {offset} does not follow byte {end}")
+        end = offset + size
+    if end != data_end:
+        raise _damaged(pack.path, f"blob data ends at byte {end}, the index at {data_end}")
+
+
+def read_gone(path: Path) -> set[bytes]:
+    """Digests listed in a ``.gone`` file (a torn last line is ignored)."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return set()
+    gone = set()
+    for line in text.split(b"\n"):
+        if len(line) == 64:
+            try:
+                gone.add(bytes.fromhex(line.decode("ascii")))
+            except ValueError:
+                continue
+    return gone
+
+
+class PackSet:
+    """This process's view of a store's packs, refreshed from the directory on demand.
+
+    Holds every pack's index (48 bytes per blob) and a map from digest to
+    pack (about 100 bytes per blob). Packs whose index does not check are
+    kept aside in :attr:`damaged` and their blobs read as absent.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.packs: dict[str, PackIndex] = {}
+        self.damaged: dict[str, VerificationError] = {}
+        self._where: dict[bytes, str] = {}
+
+    def refresh(self) -> None:
+        """Load packs added since the last refresh, forget removed ones, reread ``.gone`` lists."""
+        try:
+            names = set(os.listdir(self.directory))  # noqa: PTH208 - names only, per refresh
+        except FileNotFoundError:
+            names = set()
+        packs = {n for n in names if n.endswith(PACK_SUFFIX) and not n.startswith(TEMP_PREFIX)}
+        if set(self.packs) - packs or set(self.damaged) - packs:
+            self.packs = {n: p for n, p in self.packs.items() if n in packs}
+            self.damaged = {n: e for n, e in self.damaged.items() if n in packs}
+            self._where = {}
+            for pack in self.packs.values():
+                self._map(pack)
+        for name in sorted(packs - set(self.packs) - set(self.damaged)):
+            try:
+                pack = read_pack_index(self.directory / name)
+            except VerificationError as exc:
+                self.damaged[name] = exc
+                continue
+            self.packs[name] = pack
+            self._map(pack)
+        for name, pack in self.packs.items():
+            gone_name = name + GONE_SUFFIX
+            pack.gone = read_gone(self.directory / gone_name) if gone_name in names else set()
+
+    def _map(self, pack: PackIndex) -> None:
+        where, name, index = self._where, pack.name, pack.index
+        for start in range(0, len(index), ENTRY_SIZE):
+            where.setdefault(index[start : start + 32], name)
+
+    def locate(self, digest: bytes) -> tuple[PackIndex, int, int] | None:
+        """``(pack, offset, size)`` of a live packed blob, without refreshing."""
+        name = self._where.get(digest)
+        if name is None:
+            return None
+        pack = self.packs[name]
+        found = pack.find(digest)
+        if found is None:
+            for other in self.packs.values():
+                found = other.find(digest) if other is not pack else None
+                if found is not None:
+                    return other, *found
+            return None
+        return pack, *found
+
+    def digests(self) -> list[bytes]:
+        """Every live packed digest, sorted."""
+        return sorted(d for d in self._where if self.locate(d) is not None)
+
+    def holders(self, digest: bytes) -> list[PackIndex]:
+        """Every pack holding a live copy of ``digest``."""
+        return [p for p in self.packs.values() if p.find(digest) is not None]
+
+
+_BUFFER = 1 << 20
+
+
+class ReadsInto(Protocol):
+    """A binary source that can fill a buffer (raw and buffered files alike)."""
+
+    def readinto(self, buffer: memoryview, /) -> int | None:
+        """Fill ``buffer``; return how many bytes were read (0 at the end)."""
+        ...
+
+
+class PackWriter:
+    """Builds a pack in a temporary file under the pack directory.
+
+    :meth:`add` streams one source into the file, hashing it; a blob already
+    added, or one ``known`` says is stored, leaves nothing behind (its bytes
+    are overwritten by the next one). Small blobs are gathered in a 1 MiB
+    buffer and written together. Nothing is synced here.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=PACK_SUFFIX)
+        self.fd = fd
+        self.path = Path(name)
+        self.entries: dict[bytes, tuple[int, int]] = {}
+        self._buffer = bytearray(MAGIC)
+        self._flushed = 0
+        self._chunk = bytearray(_BUFFER)
+
+    @property
+    def end(self) -> int:
+        """Where the next blob starts."""
+        return self._flushed + len(self._buffer)
+
+    def _flush(self) -> None:
+        with memoryview(self._buffer) as whole:
+            view = whole
+            while view:
+                written = os.pwrite(self.fd, view, self._flushed)
+                self._flushed += written
+                view = view[written:]
+            view.release()
+        del self._buffer[:]
+
+    def add(self, source: ReadsInto, known: Callable[[bytes], bool]) -> tuple[str, int]:
+        """Append ``source`` unless its digest is known; return its hex digest and size."""
+        start, hasher, size = self.end, hashlib.sha256(), 0
+        chunk = memoryview(self._chunk)
+        while count := source.readinto(chunk):
+            piece = chunk[:count]
+            hasher.update(piece)
+            self._buffer += piece
+            size += count
+            if len(self._buffer) >= _BUFFER:
+                self._flush()
+        digest = hasher.digest()
+        if digest in self.entries or known(digest):
+            self._rewind(start)
+        else:
+            self.entries[digest] = (start, size)
+        return digest.hex(), size
+
+    def _rewind(self, start: int) -> None:
+        if start >= self._flushed:
+            del self._buffer[start - self._flushed :]
+        else:
+            del self._buffer[:]
+            self._flushed = start
+
+    def drop(self, digests: set[bytes]) -> None:
+        """Leave out blobs found stored after all: copy the others into a fresh file."""
+        self._flush()
+        fresh = PackWriter(self.path.parent)
+        try:
+            for digest, (offset, size) in sorted(self.entries.items(), key=lambda item: item[1]):
+                if digest not in digests:
+                    fresh.entries[digest] = (fresh.end, size)
+                    fresh.copy_from(self.fd, offset, size)
+        except BaseException:
+            fresh.close(remove=True)
+            raise
+        self.close(remove=True)
+        self.fd, self.path, self.entries = fresh.fd, fresh.path, fresh.entries
+        self._buffer, self._flushed = fresh._buffer, fresh._flushed
+
+    def copy_from(self, fd: int, offset: int, size: int) -> None:
+        """Append ``size`` bytes read from ``fd`` at ``offset``, a chunk at a time."""
+        done = 0
+        while done < size:
+            piece = os.pread(fd, min(_BUFFER, size - done), offset + done)
+            if not piece:
+                raise OSError(f"{self.path}: source ends {size - done} bytes early")
+            self._buffer += piece
+            done += len(piece)
+            if len(self._buffer) >= _BUFFER:
+                self._flush()
+
+    def finish(self, meta: PackMeta) -> str:
+        """Write the index, metadata and footer, make the file read-only; return its pack name."""
+        data_end = self.end
+        tail = encode_tail(self.entries, meta, data_end)
+        self._buffer += tail
+        self._flush()
+        os.ftruncate(self.fd, self._flushed)
+        os.fchmod(self.fd, 0o444)
+        return pack_name(tail)
+
+    def close(self, *, remove: bool) -> None:
+        """Close the file, removing it unless it was installed."""
+        os.close(self.fd)
+        if remove:
+            self.path.unlink(missing_ok=True)

@@ -187,8 +187,10 @@ class _Lookup:
         if not len(self.ids):
             return np.full(len(values), _NONE, dtype=np.int64)
         if self.table is not None:
-            inside = (values >= 0) & (values < len(self.table) - 1)
-            found: np.ndarray = self.table[np.where(inside, values, len(self.table) - 1)]
+            outside = len(self.table) - 1  # holds -1
+            if len(values) and (int(values.min()) < 0 or int(values.max()) >= outside):
+                values = np.where((values >= 0) & (values < outside), values, outside)
+            found: np.ndarray = self.table[values]
             return found
         position = np.searchsorted(self.ids, values).clip(0, len(self.ids) - 1)
         return np.where(self.ids[position] == values, position, _NONE)
@@ -217,21 +219,6 @@ class _Tenant:
         self.kind_names = sorted(set(names))
         codes = {name: code for code, name in enumerate(self.kind_names)}
         self.asset_kinds = np.array([codes[n] for n in names], dtype=np.int64)
-        connection.register(
-            "grid_assets",
-            pa.table({"asset_id": self.asset_ids, "grid_row": np.arange(self.assets)}),
-        )
-        counted = self.evidence_ok[:-1]
-        connection.register(
-            "grid_evidence",
-            pa.table(
-                {
-                    "evidence_id": self.evidence_ids[counted],
-                    "code": np.flatnonzero(counted),
-                    "stored": self.evidence_stored[:-1][counted],
-                }
-            ),
-        )
         allowed = None if source.stored_before is None else self.allowed
         self.summary = summarize(
             connection,
@@ -247,6 +234,10 @@ class _Tenant:
     @property
     def assets(self) -> int:
         return len(self.asset_ids)
+
+    def evidence_code(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of evidence ids among the tenant's (-1, which reads as not counting)."""
+        return self._evidence(ids)
 
     def evidence(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For evidence ids: whether each counts (known and stored before the cut), when stored."""
@@ -368,7 +359,7 @@ class _Chunk:
             self.tenant.connection,
             f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
             f"{self._placement()}, {values.replace('value_', 'f.value_')} "
-            f"FROM {self._joined(files)} {self._where(lower, upper, 'f.')} "
+            f"FROM {_facts_sql(files)} f {self._where(lower, upper, 'f.')} "
             f"AND f.signal IN ({', '.join(_text(s) for s in signals)})",
         )
         by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
@@ -382,30 +373,25 @@ class _Chunk:
             for group, code in enumerate(codes):
                 self.values[signals[code]] = _Latest(facts, *index[group])
 
-    def _placement(self) -> str:
-        """SQL columns placing a fact: grid row, step, observed, evidence and when stored.
-
-        Evidence is given by its position among the tenant's evidence ids (in id order).
-        """
-        observed = "epoch_us(f.observed_at)"
-        bucket = "NULL::BIGINT"
-        if self.uniform:
-            first, step = int(self.steps[0]), self.uniform
-            bucket = f"(greatest({observed} - {first}, -1) + {step - 1}) // {step}"
+    @staticmethod
+    def _placement(alias: str = "f.") -> str:
+        """SQL columns placing a fact: asset, observed and evidence (looked up afterwards)."""
         return (
-            f"ga.grid_row AS grid_row, {bucket} AS bucket, {observed} AS o, "
-            f"ge.code AS e, ge.stored AS stored"
-        )
-
-    def _joined(self, files: Sequence[Path]) -> str:
-        """The facts of the tenant's assets whose evidence counts (joined in the scan)."""
-        return (
-            f"{_facts_sql(files)} f JOIN grid_assets ga ON ga.asset_id = f.asset_id "
-            f"JOIN grid_evidence ge ON ge.evidence_id = f.evidence_id"
+            f"{alias}asset_id AS asset_id, epoch_us({alias}observed_at) AS o, "
+            f"{alias}evidence_id AS e"
         )
 
     def _columns(self, table: pa.Table, kind: str, extra: str | None = None) -> _Columns:
-        """Rows read with :meth:`_placement` as arrays."""
+        """Rows read with :meth:`_placement` as arrays: only the tenant's assets, and only
+        evidence that counts; evidence by its position among the tenant's evidence ids."""
+        code = self.tenant.evidence_code(table.column("e").to_numpy())
+        rows = self.tenant.rows(table.column("asset_id").to_numpy())
+        keep = self.tenant.evidence_ok[code] & (rows >= 0)
+        kept = None if bool(keep.all()) else np.flatnonzero(keep)
+
+        def pick(values: np.ndarray) -> np.ndarray:
+            return values if kept is None else values[kept]
+
         value = table.column("v" if "v" in table.column_names else f"v_{kind}")
         dictionary = None
         if kind == "text":
@@ -414,12 +400,13 @@ class _Chunk:
             value = pa.chunked_array([encoded.indices], encoded.indices.type)
         valid = np.asarray(value.is_valid())
         filled = pc.fill_null(value, False if kind == "bool" else 0)
+        code = pick(code)
         facts = _Facts(
-            table.column("o").to_numpy(),
-            table.column("e").to_numpy(),
-            table.column("stored").to_numpy(),
-            np.asarray(filled),
-            valid,
+            pick(table.column("o").to_numpy()),
+            code,
+            self.tenant.evidence_stored[code],
+            pick(np.asarray(filled)),
+            pick(valid),
             dictionary,
         )
         side = None
@@ -427,14 +414,8 @@ class _Chunk:
             side_column = table.column(extra)
             if side_column.null_count:  # listing times: none for values never listed
                 side_column = pc.fill_null(side_column.cast(pa.int64()), _EARLIEST)
-            side = np.asarray(side_column)
-        bucket = table.column("bucket")
-        buckets = (
-            self._buckets(facts.observed)
-            if bucket.null_count or not self.uniform
-            else np.asarray(bucket)
-        )
-        return _Columns(facts, table.column("grid_row").to_numpy(), side, buckets)
+            side = pick(np.asarray(side_column))
+        return _Columns(facts, pick(rows), side, self._buckets(facts.observed))
 
     def _grid(self, columns: _Columns, groups: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Place rows on ``groups`` grids (group in ``columns.extra``) and carry them forward.
@@ -523,8 +504,8 @@ class _Chunk:
                 self.tenant.connection,
                 f"SELECT {self._placement()}{listing}, "
                 f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS v "
-                f"FROM {self._joined(files)}{join} {self._where(lower, upper, 'f.')} "
-                f"AND {domain_filter('f.signal', signal)} GROUP BY ALL ORDER BY grid_row, o",
+                f"FROM {_facts_sql(files)} f{join} {self._where(lower, upper, 'f.')} "
+                f"AND {domain_filter('f.signal', signal)} GROUP BY ALL",
             )
         finally:
             if with_kev:

@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from bench.common import parse_size
 from claimready.connectors.base import EvidenceFile
 from claimready.connectors.builtin.wazuh_alerts import WazuhAlertsConnector
-from claimready.facts.store import FACT_SCHEMA, FactRow, FactWriter
+from claimready.facts.store import FACT_SCHEMA, FactWriter
 
 TARGET_FACTS_PER_S = 200_000
 _ROOT = Path(__file__).resolve().parents[1]  # children run as ``python -m bench.<module>`` here
@@ -117,11 +117,8 @@ def run_ours(path: Path, facts_dir: Path) -> int:
     for batch in batches:
         for observation in batch.observations:
             asset_ids.setdefault(observation.key, len(asset_ids) + 1)
-        rows = [
-            FactRow(asset_ids[f.asset_key], f.signal, f.value, f.observed_at) for f in batch.facts
-        ]
-        writer.add(rows)
-        stored += len(rows)
+        writer.add_facts(batch.facts, asset_ids)
+        stored += len(batch.facts)
     writer.close()
     return stored
 

@@ -357,6 +357,20 @@ def test_a_split_report_reads_the_same_as_in_one_process(
     assert isinstance(together, Normalized) and together.record_count == _SPLIT_HOSTS
 
 
+def test_a_host_left_open_before_the_split_is_not_hidden_by_it(tmp_path: Path) -> None:
+    path = tmp_path / "split.nessus"
+    data = _split_base()
+    path.write_bytes(
+        data.replace(b"</ReportHost>", b" /ReportHost>", 2).replace(
+            b" /ReportHost>", b"</ReportHost>", 1
+        )
+    )  # the second host never ends: the split host opens inside it
+    with _always_split():
+        split = _outcome(path, parallel=True)
+    assert split == _outcome(path, parallel=False)
+    assert isinstance(split, tuple) and "mismatched tag" in split[0]
+
+
 def test_a_fault_after_the_split_is_reported_as_in_one_process(tmp_path: Path) -> None:
     path = tmp_path / "split.nessus"
     data = _split_base()

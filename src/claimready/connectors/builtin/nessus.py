@@ -37,6 +37,7 @@ import pickle
 import re
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -307,10 +308,15 @@ class _Reader:
         self._in_props = False
         self._capturing: str | None = None
         self._tag_name = ""
-        self._outside: list[str] = []  # the open elements around the hosts
+        # The open elements outside any host, exact unless the report is _tangled: a host
+        # opened inside another, or one ended inside an item. Only then can it be wrong.
+        self._outside: list[str] = []
+        self._tangled = False
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         """Element opened: begin an item, a host, or capture of a wanted text."""
+        if self._host is None and name != "ReportHost":
+            self._outside.append(name)
         if name == "ReportItem":
             self._start_item(attrs)
             self.parser.StartElementHandler = self._child_start
@@ -324,15 +330,14 @@ class _Reader:
             self._start_host(attrs)
         elif name == "HostProperties":
             self._in_props = self._host is not None
-        else:
-            if not self.root_seen:
-                self._check_root(name)
-            if self._host is None:
-                self._outside.append(name)
+        elif not self.root_seen:
+            self._check_root(name)
         self.root_seen = True
 
     def end(self, name: str) -> None:
         """Element closed: store captured text, finish an item or a host."""
+        if self._host is None and self._item is None and self._outside:
+            self._outside.pop()
         if name == self._capturing:
             self._store(name, self.capture.finish())
             self._capturing = None
@@ -345,10 +350,10 @@ class _Reader:
             self._finish_host(self._host)
         elif name == "HostProperties":
             self._in_props = False
-        elif self._host is None and self._outside:
-            self._outside.pop()
 
     def _finish_host(self, host: _Host) -> None:
+        if self._item is not None:  # a host ended inside one of its items: see _tangled
+            self._tangled = True
         if host.index >= self.skip_hosts:
             self.done.append(host)
         else:
@@ -377,10 +382,14 @@ class _Reader:
         if not self.root_seen:
             self._check_root("ReportHost")
         split = self.split
-        if (
+        if self._host is not None:
+            self._tangled = True
+        elif (
             split is not None
             and self.parser.CurrentByteIndex == split.offset
             and self.hosts == split.hosts_before
+            and self._item is None
+            and not self._tangled
             and self._outside == list(SPLIT_AROUND)
         ):
             raise _SplitReached  # the other process read this host and the rest
@@ -637,8 +646,8 @@ class NessusConnector(Connector):
         batch = partial(
             self._batch, keys={}, evidence=evidence, observed_at=observed_at, at=collected_at
         )
-        reader = _Reader(file=name, split=split)
         with _Tail(evidence.path, name, split) as tail:
+            reader = _Reader(file=name, split=tail.split)
             try:
                 events = stream_events(reader.parser, evidence.path, file=name)
                 yielded = yield from _drain(reader, events, self.batch_hosts, batch)
@@ -785,18 +794,31 @@ class _Tail:
         self._out: IO[bytes] | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         if split is not None:
-            self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-            context = multiprocessing.get_context("fork")
-            self._process = context.Process(
-                target=_read_tail, args=(path, file, split, self._out), daemon=True
-            )
+            try:
+                self._start(path, file, split)
+            except OSError:  # no process or temporary file to be had: read alone
+                self.__exit__()
+                self.split = self._process = self._out = None
+
+    def _start(self, path: Path, file: str, split: _Split) -> None:
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
+        context = multiprocessing.get_context("fork")
+        self._process = context.Process(
+            target=_read_tail, args=(path, file, split, self._out), daemon=True
+        )
+        with warnings.catch_warnings():
+            # Python 3.12+ warns when the process has other threads, as it has once
+            # pyarrow is loaded (its own native threads). The child runs only
+            # expat, pickle and file reads, none of which waits on a lock those
+            # threads could hold, and exits with os._exit.
+            warnings.simplefilter("ignore", DeprecationWarning)
             self._process.start()
 
     def __enter__(self) -> _Tail:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None:
+        if self._process is not None and self._process.pid is not None:
             if self._process.is_alive():
                 self._process.kill()
             self._process.join()

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claimready.connectors import xmlsplit
 from claimready.connectors.base import EvidenceFile, Normalized
 from claimready.connectors.builtin import nessus
 from claimready.connectors.builtin.nessus import NessusConnector, parse_nessus_time
@@ -304,7 +305,7 @@ def _always_split() -> Iterator[None]:
     """Split reports of any size, whatever the machine (the split itself is what is tested)."""
     with (
         mock.patch.object(nessus, "PARALLEL_MIN_BYTES", 0),
-        mock.patch.object(nessus, "_can_fork", lambda: True),
+        mock.patch.object(xmlsplit, "can_fork", lambda: True),
     ):
         yield
 

@@ -31,14 +31,9 @@ for them.
 from __future__ import annotations
 
 import ipaddress
-import multiprocessing
-import os
 import pickle
 import re
-import tempfile
-import threading
-import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -54,6 +49,7 @@ from claimready.assets.identity import (
     identifier,
     source_identifier,
 )
+from claimready.connectors import xmlsplit
 from claimready.connectors.base import (
     Connector,
     EvidenceFile,
@@ -221,9 +217,6 @@ _HOST_START = re.compile(rb"<ReportHost[\s/>]")
 # The second process starts at the first host after this share of the file: less than half,
 # since the first process also turns every host into facts and hands them on.
 SPLIT_AT_PERCENT = 40
-_DECLARATION = re.compile(rb"(?:\xef\xbb\xbf)?<\?xml([^?>]*)\?>")
-_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
-_SCAN_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,19 +639,26 @@ class NessusConnector(Connector):
         batch = partial(
             self._batch, keys={}, evidence=evidence, observed_at=observed_at, at=collected_at
         )
-        with _Tail(evidence.path, name, split) as tail:
-            reader = _Reader(file=name, split=tail.split)
+        tail = (evidence.path, name, split) if split is not None else None
+        yielded = False
+        with xmlsplit.SecondProcess(_read_tail, tail) as second:
+            reader = _Reader(file=name, split=split if second.running else None)
             try:
                 events = stream_events(reader.parser, evidence.path, file=name)
-                yielded = yield from _drain(reader, events, self.batch_hosts, batch)
+                for result in _drain(reader, events, self.batch_hosts, batch):
+                    yielded = True
+                    yield result
             except _SplitReached:
-                yielded = yield from tail.finish(reader, self.batch_hosts, batch)
-                if tail.failed:  # read the rest here: the same result, or the exact error
-                    reader = tail.reader_for_rest(reader)
-                    events = stream_events(reader.parser, evidence.path, file=name)
-                    yielded = (
-                        yield from _drain(reader, events, self.batch_hosts, batch)
-                    ) or yielded
+                assert split is not None  # noqa: S101 - only a reader given a split reaches it
+                parts = second.results()
+                if parts is None:  # read the rest here: the same result, or the exact error
+                    reader = _reader_for_rest(reader, split)
+                    parts = stream_events(reader.parser, evidence.path, file=name)
+                else:
+                    parts = _replay(reader, parts)
+                for result in _drain(reader, parts, self.batch_hosts, batch):
+                    yielded = True
+                    yield result
         if not reader.root_seen:
             raise InputError("empty file: no XML elements", file=name)
         if reader.done or not yielded:
@@ -705,177 +705,69 @@ _Batcher = Callable[[list[_Host], _Reader], Normalized]
 
 def _drain(
     reader: _Reader, progress: Iterable[object], size: int, batch: _Batcher
-) -> Generator[Normalized, None, bool]:
-    """Yield a batch whenever ``reader`` has ``size`` hosts done; whether any was yielded."""
-    yielded = False
+) -> Iterator[Normalized]:
+    """Follow ``progress``, yielding a batch whenever ``reader`` has ``size`` hosts done."""
     for _ in progress:
         while len(reader.done) >= size:
             hosts, reader.done = reader.done[:size], reader.done[size:]
             yield batch(hosts, reader)
-            yielded = True
-    return yielded
-
-
-def _can_fork() -> bool:
-    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
-        return False
-    cores = (
-        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
-    )
-    return len(cores) >= 2
 
 
 def plan_split(path: Path, *, size: int, min_bytes: int | None = None) -> _Split | None:
     """Where a second process could start reading the report at ``path``; None to read it alone.
 
-    Only a report of ``min_bytes`` (:data:`PARALLEL_MIN_BYTES`) or more, in
-    UTF-8 and without a document type declaration (which could give
-    attributes default values) is split, when :func:`_can_fork`.
+    Only a report of ``min_bytes`` (:data:`PARALLEL_MIN_BYTES`) or more with a
+    :func:`~claimready.connectors.xmlsplit.plain_head` is split, and only when
+    :func:`~claimready.connectors.xmlsplit.can_fork`.
     """
-    if size < (PARALLEL_MIN_BYTES if min_bytes is None else min_bytes) or not _can_fork():
+    if size < (PARALLEL_MIN_BYTES if min_bytes is None else min_bytes) or not xmlsplit.can_fork():
         return None
     with path.open("rb") as handle:
-        head = handle.read(64 << 10)
-        if not _plain_head(head):
+        if not xmlsplit.plain_head(handle.read(64 << 10), root=ROOT):
             return None
         at = size * SPLIT_AT_PERCENT // 100
         handle.seek(at)
-        offset = _find_host_start(handle, at)
+        offset = xmlsplit.find_start(handle, at, _HOST_START)
         if offset is None:
             return None
-        return _Split(offset, _count_host_starts(handle, offset))
+        return _Split(offset, xmlsplit.count_starts(handle, offset, _HOST_START))
 
 
-def _plain_head(head: bytes) -> bool:
-    """The head is UTF-8 (by declaration or by default) and has no DOCTYPE before the root."""
-    root = head.find(b"<" + ROOT.encode())
-    if root == -1 or b"<!DOCTYPE" in head[:root] or head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return False
-    declaration = _DECLARATION.match(head)
-    encoding = _ENCODING.search(declaration.group(1)) if declaration else None
-    return encoding is None or encoding.group(1).lower() in (b"utf-8", b"us-ascii")
-
-
-def _find_host_start(handle: IO[bytes], at: int) -> int | None:
-    carry = b""
-    while chunk := handle.read(_SCAN_BYTES):
-        data = carry + chunk
-        found = _HOST_START.search(data)
-        if found is not None:
-            return at - len(carry) + found.start()
-        at += len(chunk)
-        carry = data[-16:]
-    return None
-
-
-def _count_host_starts(handle: IO[bytes], until: int) -> int:
-    """How many host start tags begin before byte ``until`` (read from the start)."""
-    handle.seek(0)
-    count, base, carry = 0, 0, b""
-    while base + len(carry) < until + 16 and (chunk := handle.read(_SCAN_BYTES)):
-        data = carry + chunk
-        keep = max(0, len(data) - 16)  # a start past here may be cut: look again with the next
-        count += sum(1 for m in _HOST_START.finditer(data) if m.start() < min(keep, until - base))
-        base, carry = base + keep, data[keep:]
-    return count + sum(1 for m in _HOST_START.finditer(carry) if base + m.start() < until)
-
-
-class _Tail:
-    """The second process of a split report: reads from the split on, into a temporary file.
-
-    It writes ``(hosts, warnings)`` pickles as it goes; any failure (an error
-    in the file included) ends it with a non-zero exit code, and the first
-    process then reads the rest itself.
-    """
-
-    def __init__(self, path: Path, file: str, split: _Split | None) -> None:
-        self.split = split
-        self.failed = False
-        self._out: IO[bytes] | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
-        if split is not None:
-            try:
-                self._start(path, file, split)
-            except OSError:  # no process or temporary file to be had: read alone
-                self.__exit__()
-                self.split = self._process = self._out = None
-
-    def _start(self, path: Path, file: str, split: _Split) -> None:
-        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-        context = multiprocessing.get_context("fork")
-        self._process = context.Process(
-            target=_read_tail, args=(path, file, split, self._out), daemon=True
-        )
-        with warnings.catch_warnings():
-            # Python 3.12+ warns when the process has other threads, as it has once
-            # pyarrow is loaded (its own native threads). The child runs only
-            # expat, pickle and file reads, none of which waits on a lock those
-            # threads could hold, and exits with os._exit.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._process.start()
-
-    def __enter__(self) -> _Tail:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None and self._process.pid is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join()
-            self._process.close()
-        if self._out is not None:
-            self._out.close()
-
-    def finish(
-        self, reader: _Reader, size: int, batch: _Batcher
-    ) -> Generator[Normalized, None, bool]:
-        """The hosts the second process read, in batches after ``reader``'s own."""
-        assert self._process is not None and self._out is not None  # noqa: S101 - split reached
-        self._process.join()
-        self.failed = self._process.exitcode != 0
-        if self.failed:
-            return False
-        self._out.seek(0)
-        return (yield from _drain(reader, _replay(reader, self._out), size, batch))
-
-    def reader_for_rest(self, reader: _Reader) -> _Reader:
-        """A reader for the whole file that keeps ``reader``'s pending hosts and skips the rest."""
-        assert self.split is not None  # noqa: S101 - only after a split
-        rest = _Reader(file=reader.file, skip_hosts=self.split.hosts_before)
-        rest.done, rest.warnings = reader.done, reader.warnings
-        return rest
-
-
-def _replay(reader: _Reader, handle: IO[bytes]) -> Iterator[None]:
-    """Hand ``reader`` the hosts and warnings the second process wrote, part by part."""
-    while True:
-        try:
-            part: tuple[list[_Host], list[RecordWarning]] = pickle.load(handle)  # noqa: S301 - our own child's
-        except EOFError:
-            return
-        reader.done.extend(part[0])
-        reader.warnings.extend(part[1])
+def _replay(
+    reader: _Reader, parts: Iterator[tuple[list[_Host], list[RecordWarning]]]
+) -> Iterator[None]:
+    """Hand ``reader`` the hosts and warnings the second process read, part by part."""
+    for hosts, warnings in parts:
+        reader.done.extend(hosts)
+        reader.warnings.extend(warnings)
         yield None
 
 
+def _reader_for_rest(reader: _Reader, split: _Split) -> _Reader:
+    """A reader of the whole file that keeps ``reader``'s pending hosts and skips those given."""
+    rest = _Reader(file=reader.file, skip_hosts=split.hosts_before)
+    rest.done, rest.warnings = reader.done, reader.warnings
+    return rest
+
+
 def _read_tail(path: Path, file: str, split: _Split, out: IO[bytes]) -> None:
-    """The second process: read ``path`` from ``split.offset`` as if inside SPLIT_AROUND."""
-    try:
-        reader = _Reader(file=file)
-        reader.hosts = split.hosts_before
-        reader.parser.Parse(_SPLIT_PREFIX, False)
-        with path.open("rb") as handle:
-            handle.seek(split.offset)
-            while chunk := handle.read(CHUNK_BYTES):
-                reader.parser.Parse(chunk, False)
-                if reader.done or reader.warnings:
-                    pickle.dump((reader.done, reader.warnings), out)
-                    reader.done, reader.warnings = [], []
-        reader.parser.Parse(b"", True)
-        pickle.dump((reader.done, reader.warnings), out)
-        out.flush()
-    except BaseException:  # any failure: the first process reads the rest itself
-        raise SystemExit(1) from None
+    """The second process: read ``path`` from ``split.offset`` as if inside SPLIT_AROUND.
+
+    Writes ``(hosts, warnings)`` pickles to ``out`` as it goes; any error ends
+    it (see :class:`~claimready.connectors.xmlsplit.SecondProcess`).
+    """
+    reader = _Reader(file=file)
+    reader.hosts = split.hosts_before
+    reader.parser.Parse(_SPLIT_PREFIX, False)
+    with path.open("rb") as handle:
+        handle.seek(split.offset)
+        while chunk := handle.read(CHUNK_BYTES):
+            reader.parser.Parse(chunk, False)
+            if reader.done or reader.warnings:
+                pickle.dump((reader.done, reader.warnings), out)
+                reader.done, reader.warnings = [], []
+    reader.parser.Parse(b"", True)
+    pickle.dump((reader.done, reader.warnings), out)
 
 
 @hookimpl

@@ -1,16 +1,20 @@
 """Benchmark of the streaming Nessus v2 connector.
 
 1. Throughput: a synthetic report built from real ReportHost/ReportItem shapes
-   is normalized by the connector and, in the same run, by a straightforward
-   baseline (a full ``xml.etree`` parse with one Python dict per item); both
-   rates in findings (ReportItems) per second and their ratio are printed.
+   is normalized by the connector (alone, then with its facts stored by a
+   ``FactWriter`` batch by batch, as ingest does: the figure the target is
+   for) and, in the same run, by a straightforward baseline (a full
+   ``xml.etree`` parse with one Python dict per item); the rates in findings
+   (ReportItems) per second and their ratio are printed. A report this large
+   is read by two processes; CPU time counts both.
 2. End to end: ``ingest_file`` on the same report (SQLite, a fresh data
    directory, connectors loaded before the clock starts), in a child process.
 3. Memory: a report of ``--size`` bytes (default 1 GB) is streamed through
    ``normalize_batches`` in a child process whose peak RSS is reported.
 
 Rates use wall time; CPU time is printed beside them, since other work on a
-shared machine slows the wall clock but not the CPU time.
+shared machine slows the wall clock but not the CPU time, and so is the load
+average. The ``TARGET`` line says whether the target is met.
 
 Usage::
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,10 +37,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import parse_size
+from bench.common import cpu_split, load_average, parse_size, target_line
 from bench.connectors_jsonl import describe, ingest, measure, peak_rss
 from claimready.connectors.base import EvidenceFile
 from claimready.connectors.builtin.nessus import NessusConnector
+from claimready.facts.store import FactWriter
 
 # Real reports bundled with their licence (see data/nessus/README.md); --samples names others.
 DEFAULT_SAMPLES = Path(__file__).resolve().parent / "data" / "nessus"
@@ -97,6 +103,24 @@ def run_connector(path: Path) -> int:
     return len(result.facts)
 
 
+def run_connector_stored(path: Path) -> int:
+    """Facts produced by ``normalize_batches`` and stored batch by batch, as ingest does."""
+    asset_ids: dict[str, int] = {}
+    stored = 0
+    with tempfile.TemporaryDirectory() as folder:
+        writer = FactWriter(facts_dir=Path(folder), tenant_id=1, evidence_id=1, ledger_index=None)
+        batches = NessusConnector().normalize_batches(
+            _evidence(path), observed_at=None, collected_at=COLLECTED
+        )
+        for batch in batches:
+            for observation in batch.observations:
+                asset_ids.setdefault(observation.key, len(asset_ids) + 1)
+            writer.add_facts(batch.facts, asset_ids)
+            stored += len(batch.facts)
+        writer.close()
+    return stored
+
+
 def run_baseline(path: Path) -> int:
     """The straightforward way: parse the whole tree, one dict per item, then aggregate."""
     tree = ET.parse(path)  # noqa: S314 - the benchmark's own generated file
@@ -119,16 +143,32 @@ def run_baseline(path: Path) -> int:
     return summaries
 
 
-def _timed(label: str, function: Any, path: Path, findings: int) -> float:
-    start, cpu = time.perf_counter(), time.process_time()
+def _timed(label: str, function: Any, path: Path, findings: int) -> tuple[float, float]:
+    """Run ``function(path)``; print and return its wall-clock and CPU-time rates.
+
+    When a second process read part of the file, its CPU time is counted and
+    the busiest process's CPU time is shown: the wall clock of a machine with
+    a free core for each.
+    """
+    start, (own, children) = time.perf_counter(), cpu_split()
     function(path)
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    elapsed = time.perf_counter() - start
+    own, children = (
+        after - before for after, before in zip(cpu_split(), (own, children), strict=True)
+    )
+    cpu = own + children
     rate = findings / elapsed
     print(
         f"{label:<32} {elapsed:8.2f} s (CPU {cpu:6.2f} s) {rate:12,.0f} findings/s "
         f"(CPU {findings / cpu:10,.0f}/s)"
     )
-    return rate
+    if children:
+        busiest = max(own, children)
+        print(
+            f"{'':<32} CPU {own:.2f} s here + {children:.2f} s in the second process: "
+            f"{findings / busiest:,.0f} findings/s by the busiest one"
+        )
+    return rate, findings / cpu
 
 
 def throughput(folder: Path, size: int, samples: Path) -> None:
@@ -137,9 +177,13 @@ def throughput(folder: Path, size: int, samples: Path) -> None:
     findings = generate(path, size, samples)
     print(f"throughput file: {path.stat().st_size / 1e6:,.0f} MB, {findings:,} findings")
     ours = _timed("connector normalize (streamed)", run_connector, path, findings)
+    stored = _timed("connector normalize + store", run_connector_stored, path, findings)
     base = _timed("baseline etree + dicts", run_baseline, path, findings)
-    verdict = "meets" if ours >= TARGET_RATE else "misses"
-    print(f"ratio connector/baseline: {ours / base:.2f}x ({verdict} the {TARGET_RATE:,}/s target)")
+    print(
+        f"ratio connector/baseline: {ours[0] / base[0]:.2f}x wall clock, "
+        f"{ours[1] / base[1]:.2f}x CPU time (normalize + store: {stored[0] / base[0]:.2f}x)"
+    )
+    print(target_line("Nessus normalize + store", *stored, TARGET_RATE, "findings"))
     result = measure(__name__, "--ingest", str(path))
     print(describe("ingest_file end to end", result))
     print(
@@ -149,7 +193,11 @@ def throughput(folder: Path, size: int, samples: Path) -> None:
 
 
 def child_peak_rss(path: Path) -> None:
-    """Stream ``path`` through ``normalize_batches`` and print this process's peak RSS in bytes."""
+    """Stream ``path`` through ``normalize_batches``; print the peak RSS in bytes, hosts, facts.
+
+    The peak is the larger of this process's and of the second process that
+    reads part of a large report.
+    """
     facts = 0
     hosts = 0
     for batch in NessusConnector().normalize_batches(
@@ -157,7 +205,8 @@ def child_peak_rss(path: Path) -> None:
     ):
         facts += len(batch.facts)
         hosts += batch.record_count
-    print(f"{peak_rss()} {hosts} {facts}")
+    second = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(f"{max(peak_rss(), second)} {hosts} {facts}")
 
 
 def memory(folder: Path, size: int, samples: Path) -> None:
@@ -205,10 +254,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.quick:
         args.throughput_size, args.size = "20MB", "50MB"
+    print(f"start: {load_average()}")
     with tempfile.TemporaryDirectory(prefix="claimready-bench-") as name:
         folder = Path(name)
         throughput(folder, parse_size(args.throughput_size), args.samples)
         memory(folder, parse_size(args.size), args.samples)
+    print(f"end: {load_average()}")
 
 
 if __name__ == "__main__":

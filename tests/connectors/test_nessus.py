@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claimready.connectors import xmlsplit
 from claimready.connectors.base import EvidenceFile, Normalized
+from claimready.connectors.builtin import nessus
 from claimready.connectors.builtin.nessus import NessusConnector, parse_nessus_time
 from claimready.connectors.registry import detect_connector
 from claimready.errors import InputError
@@ -268,3 +273,140 @@ def test_mutated_reports_only_ever_raise_input_error(data: bytes) -> None:
             _normalize(path)
         except InputError as exc:
             assert exc.file == "fuzz.nessus"
+
+
+# Reading a report in two processes --------------------------------------------------------
+
+_SPLIT_HOSTS = 6
+_SNIPPETS = (
+    b'<!-- <ReportHost name="fake"> -->',
+    b'</Report><Report name="second">',
+    b'<ReportHost name="inserted">',
+    b"&bogus;",
+    b"<!DOCTYPE x>",
+    b'<ReportItem pluginID="9" severity="4" port="445"/>',
+)
+
+
+def _split_base() -> bytes:
+    tags = (
+        '<tag name="HOST_END_TIMESTAMP">1700000000</tag><tag name="host-fqdn">{n}.corp</tag>'
+        '<tag name="operating-system">Windows Server 2019</tag>'
+    )
+    items = _item(body="<cve>CVE-2024-1</cve><cvss3_base_score>9.8</cvss3_base_score>") + _item(
+        plugin="2", severity="2", port="3389", body="<cvss_base_score>5.0</cvss_base_score>"
+    )
+    hosts = "".join(_host(f"h{n}.corp", tags.format(n=f"h{n}"), items) for n in range(_SPLIT_HOSTS))
+    return _report(hosts).encode()
+
+
+@contextmanager
+def _always_split() -> Iterator[None]:
+    """Split reports of any size, whatever the machine (the split itself is what is tested)."""
+    with (
+        mock.patch.object(nessus, "PARALLEL_MIN_BYTES", 0),
+        mock.patch.object(xmlsplit, "can_fork", lambda: True),
+    ):
+        yield
+
+
+def _outcome(path: Path, *, parallel: bool) -> object:
+    try:
+        return _normalize(path, batch_hosts=2, parallel=parallel)
+    except InputError as exc:
+        return (str(exc), exc.record, exc.field)
+
+
+def _comment_before_split(data: bytes) -> bytes:
+    first = data.index(b"<ReportHost")
+    return data[:first] + b'<!-- <ReportHost name="fake"> -->' + data[first:]
+
+
+def _hosts_in_a_group(data: bytes) -> bytes:
+    opened = data.index(b"<ReportHost")
+    closed = data.index(b"</Report>")
+    return data[:opened] + b"<Group>" + data[opened:closed] + b"</Group>" + data[closed:]
+
+
+def _odd_port_at_the_end(data: bytes) -> bytes:
+    last = data.rindex(b'port="3389"')
+    return data[:last] + b'port="eighty"' + data[last + len(b'port="3389"') :]
+
+
+@pytest.mark.parametrize(
+    ("variant", "second_process_used"),
+    [
+        (lambda data: data, True),
+        (_odd_port_at_the_end, True),  # a warning from the second process
+        (_comment_before_split, False),  # the guessed count is wrong: read alone
+        (_hosts_in_a_group, False),  # the hosts are not where the second process assumes
+    ],
+    ids=["plain", "warning", "comment", "group"],
+)
+def test_a_split_report_reads_the_same_as_in_one_process(
+    tmp_path: Path, variant: Callable[[bytes], bytes], second_process_used: bool
+) -> None:
+    path = tmp_path / "split.nessus"
+    path.write_bytes(variant(_split_base()))
+    with _always_split(), mock.patch.object(nessus, "_replay", wraps=nessus._replay) as replay:
+        split = nessus.plan_split(path, size=path.stat().st_size)
+        assert split is not None
+        assert path.read_bytes()[split.offset :].startswith(b"<ReportHost ")
+        together = _outcome(path, parallel=True)
+    assert replay.called == second_process_used
+    assert together == _outcome(path, parallel=False)
+    assert isinstance(together, Normalized) and together.record_count == _SPLIT_HOSTS
+
+
+def test_a_host_left_open_before_the_split_is_not_hidden_by_it(tmp_path: Path) -> None:
+    path = tmp_path / "split.nessus"
+    data = _split_base()
+    path.write_bytes(
+        data.replace(b"</ReportHost>", b" /ReportHost>", 2).replace(
+            b" /ReportHost>", b"</ReportHost>", 1
+        )
+    )  # the second host never ends: the split host opens inside it
+    with _always_split():
+        split = _outcome(path, parallel=True)
+    assert split == _outcome(path, parallel=False)
+    assert isinstance(split, tuple) and "mismatched tag" in split[0]
+
+
+def test_a_fault_after_the_split_is_reported_as_in_one_process(tmp_path: Path) -> None:
+    path = tmp_path / "split.nessus"
+    data = _split_base()
+    last = data.rindex(b'severity="2"')
+    path.write_bytes(data[:last] + b'severity="9"' + data[last + len(b'severity="2"') :])
+    with _always_split():
+        split = _outcome(path, parallel=True)
+    assert split == _outcome(path, parallel=False)
+    assert split == (
+        "split.nessus: record 5 (host h5.corp) item 1 (plugin 2): field 'severity': "
+        "expected a severity 0-4, found '9'",
+        "5 (host h5.corp) item 1 (plugin 2)",
+        "severity",
+    )
+
+
+@st.composite
+def _split_mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(_split_base())
+    for _ in range(draw(st.integers(0, 3))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(data)))
+        data[at:at] = draw(st.sampled_from(_SNIPPETS))
+    if draw(st.integers(0, 3)) == 0:
+        data = data[: draw(st.integers(0, len(data)))]
+    return bytes(data)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_split_mutated())
+def test_reading_in_two_processes_gives_what_one_gives(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.nessus"
+        path.write_bytes(data)
+        with _always_split():
+            split = _outcome(path, parallel=True)
+        assert split == _outcome(path, parallel=False)

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from collections import defaultdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from claimready.connectors.base import Normalized
 from claimready.connectors.builtin import wazuh_alerts
 from claimready.connectors.builtin.wazuh import (
     WazuhScaConnector,
@@ -260,6 +265,12 @@ def test_fuzz_sca(data: bytes) -> None:
     only_input_errors(WazuhScaConnector(), data, "agent-002.json")
 
 
+def _checked_only(path: Path) -> Normalized:
+    """Normalize with the typed block decoder off: every line through the checked path."""
+    with mock.patch.object(wazuh_alerts, "decode_each", lambda decoder, block: None):
+        return normalize_file(WazuhAlertsConnector(), path)
+
+
 def test_odd_alerts_in_a_block_give_the_same_result_as_alone(tmp_path: Path) -> None:
     alerts = _alerts()
     odd = [dict(alerts[0]), dict(alerts[1]), dict(alerts[2])]
@@ -270,13 +281,68 @@ def test_odd_alerts_in_a_block_give_the_same_result_as_alone(tmp_path: Path) -> 
     path = tmp_path / "alerts.json"
     path.write_text("".join(json.dumps(a) + "\n" for a in mixed))
     together = normalize_file(WazuhAlertsConnector(), path)
-    one_by_one = (
-        tmp_path / "single.json"
-    )  # a blank line sends the whole block down the checked path
-    one_by_one.write_text("\n".join(json.dumps(a) + "\n" for a in mixed))
-    assert normalize_file(WazuhAlertsConnector(), one_by_one).facts == together.facts
+    assert _checked_only(path) == together
     assert together.record_count == len(mixed)
     assert "7" in facts_by(together, "log.last_event")
+
+
+_SCA_SUMMARY = {"sca": {"type": "summary", "policy_id": "cis", "score": "50", "failed": "3"}}
+# Per field: the values of a plain alert, then odd ones (other types, out of range, unreadable).
+_FIELDS: dict[str, tuple[tuple[Any, ...], tuple[Any, ...]]] = {
+    "timestamp": (
+        ("2024-05-01T10:00:00.123+0000", "2024-05-01T10:00:01.500+0000"),
+        ("2024-05-01T12:00:00+0200", "2024-05-01T10:00:00", "not a time", 5),
+    ),
+    "level": ((3, 7, 12, 15), (0, 16, 7.0, 7.5, -1, 1e999, True, "7")),
+    "rule": (("5712", "550"), (5712, "")),
+    "agent": (("001", "002", "000"), (7, " ", "")),
+    "name": (("ws-1", "ws-2", None), (3,)),
+    "data": ((None, {"srcip": "10.0.0.1"}), (_SCA_SUMMARY, "text")),
+}
+
+
+def _field(draw: st.DrawFn, name: str) -> Any:
+    usual, odd = _FIELDS[name]
+    return draw(st.sampled_from(odd if draw(st.integers(0, 19)) == 0 else usual))
+
+
+@st.composite
+def _odd_alert_lines(draw: st.DrawFn) -> str:
+    """One line: an alert whose fields are mostly of the usual types, or a blank line."""
+    if draw(st.integers(0, 19)) == 0:
+        return draw(st.sampled_from(["", "  ", "\r"]))
+    alert: dict[str, Any] = {
+        "timestamp": _field(draw, "timestamp"),
+        "rule": {"level": _field(draw, "level"), "id": _field(draw, "rule")},
+        "agent": {"id": _field(draw, "agent"), "name": _field(draw, "name")},
+        "manager": {"name": "m"},
+    }
+    data = _field(draw, "data")
+    if data is not None:
+        alert["data"] = data
+    return json.dumps(alert)
+
+
+_BLANK_RULE = (
+    '{"timestamp": "2024-05-01T10:00:00.123+0000", "rule": {"level": 3, "id": " "}, '
+    '"agent": {"id": "001"}, "manager": {"name": "m"}}'
+)
+
+
+@settings(FUZZ, max_examples=200)
+@given(lines=st.lists(_odd_alert_lines(), min_size=1, max_size=30))
+@example(lines=[_BLANK_RULE])
+def test_the_typed_path_gives_what_the_checked_path_gives(lines: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "alerts.json"
+        path.write_text("\n".join(lines) + "\n")
+        outcomes: list[object] = []
+        for normalize in (partial(normalize_file, WazuhAlertsConnector()), _checked_only):
+            try:
+                outcomes.append(normalize(path))
+            except InputError as exc:
+                outcomes.append((str(exc), exc.record, exc.field))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_an_infinite_level_is_an_input_error(tmp_path: Path) -> None:

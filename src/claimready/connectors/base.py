@@ -9,7 +9,7 @@ re-derive facts from the ledger.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -64,10 +64,14 @@ class RecordWarning:
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """The pure result of normalizing one piece of evidence."""
+    """The pure result of normalizing one piece of evidence.
+
+    ``facts`` is a tuple, or a :class:`~claimready.facts.models.FactColumns`
+    from a connector that builds its facts column by column.
+    """
 
     observations: tuple[AssetObservation, ...]
-    facts: tuple[Fact, ...]
+    facts: Sequence[Fact]
     record_count: int
     observed_from: datetime | None
     observed_to: datetime | None

@@ -15,9 +15,9 @@ object per line, and their files grow to gigabytes. This reader:
 file's head, returning None when there is none or it is not a JSON object.
 
 Fast connectors read whole blocks of lines (:func:`iter_line_blocks`) and
-decode them with a typed ``msgspec`` decoder (:func:`decode_lines`); a block
-where any line does not decode that way is read again line by line through
-:func:`parse_line`, so every error still names its line.
+decode them with a typed ``msgspec`` decoder (:func:`decode_lines`,
+:func:`decode_each`); a line that does not decode that way is read again
+through :func:`parse_line`, so every error still names its line.
 """
 
 from __future__ import annotations
@@ -171,6 +171,28 @@ def decode_lines(decoder: msgspec.json.Decoder[T], block: LineBlock) -> list[T] 
     try:
         return list(map(decoder.decode, block.lines))
     except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
+        return None
+
+
+def decode_each(decoder: msgspec.json.Decoder[T], block: LineBlock) -> list[T | None] | None:
+    """Every line of ``block`` decoded by ``decoder``, None for each line that does not decode.
+
+    Unlike :func:`decode_lines`, one odd line costs only itself: the caller
+    reads just the lines given as None line by line (through :func:`parse_line`).
+    A block that is not all UTF-8 gives None as a whole.
+    """
+    if not block.utf8:
+        return None
+    try:
+        return list(map(decoder.decode, block.lines))
+    except (msgspec.DecodeError, RecursionError):  # a ValidationError is a DecodeError
+        return [_decoded_or_none(decoder, line) for line in block.lines]
+
+
+def _decoded_or_none(decoder: msgspec.json.Decoder[T], line: bytes) -> T | None:
+    try:
+        return decoder.decode(line)
+    except (msgspec.DecodeError, RecursionError):
         return None
 
 

@@ -28,7 +28,7 @@ from claimready.evidence.models import (
 )
 from claimready.evidence.normalization import KEEP_FACTS, Normalization, Summary, normalize_file
 from claimready.facts import store as fact_store
-from claimready.facts.store import FactRow, FactWriter
+from claimready.facts.store import FactWriter
 from claimready.ledger.records import encode_record, evidence_collected
 from claimready.sources import service as sources
 from claimready.tenants import service as tenants
@@ -361,7 +361,7 @@ def _store_facts(
             real = index.flush(session)
             keys = {k: real.get(a, a) for k, a in keys.items()}
             seen.update(keys.values())
-            writer.add(_rows(batch, keys))
+            _add_facts(writer, batch, keys)
         files = writer.close()
     except BaseException:
         writer.abort()
@@ -372,9 +372,9 @@ def _store_facts(
     return len(seen)
 
 
-def _rows(batch: Normalized, keys: dict[str, int]) -> list[FactRow]:
+def _add_facts(writer: FactWriter, batch: Normalized, keys: dict[str, int]) -> None:
     try:
-        return [FactRow(keys[f.asset_key], f.signal, f.value, f.observed_at) for f in batch.facts]
+        writer.add_facts(batch.facts, keys)
     except KeyError as exc:
         raise InputError(
             f"a fact names asset {exc.args[0]!r}, which the connector did not describe"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import NamedTuple, overload
 
 from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,6 +28,46 @@ class Fact(NamedTuple):
     signal: str
     value: FactValue
     observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FactColumns(Sequence[Fact]):
+    """Facts held as four equal-length columns instead of one tuple each.
+
+    A fast connector appends to the columns as it reads, and the fact writer
+    turns them into Arrow arrays without building a tuple per fact; anyone
+    else sees an ordinary sequence of :class:`Fact`.
+    """
+
+    asset_keys: list[str]
+    signals: list[str]
+    values: list[FactValue]
+    observed_at: list[datetime]
+
+    def __post_init__(self) -> None:
+        lengths = {len(self.asset_keys), len(self.signals), len(self.values), len(self.observed_at)}
+        if len(lengths) > 1:
+            raise ValueError(f"fact columns of different lengths: {sorted(lengths)}")
+
+    def __len__(self) -> int:
+        return len(self.asset_keys)
+
+    def __iter__(self) -> Iterator[Fact]:
+        columns = (self.asset_keys, self.signals, self.values, self.observed_at)
+        return map(Fact, *columns)
+
+    @overload
+    def __getitem__(self, index: int) -> Fact: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Fact, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Fact | tuple[Fact, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        return Fact(
+            self.asset_keys[index], self.signals[index], self.values[index], self.observed_at[index]
+        )
 
 
 @dataclass(frozen=True, slots=True)

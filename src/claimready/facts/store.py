@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import itemgetter
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from claimready.db.engine import transaction
 from claimready.errors import StorageError
-from claimready.facts.models import FactFile, FactValue
+from claimready.facts.models import Fact, FactColumns, FactFile, FactValue
 
 FACT_SCHEMA = pa.schema(
     [
@@ -138,8 +138,22 @@ def fact_table(
     rows: Sequence[FactRow], *, tenant_id: int, evidence_id: int, ledger_index: int | None
 ) -> pa.Table:
     """A Parquet-ready table of ``rows`` in :data:`FACT_SCHEMA`."""
-    count = len(rows)
     asset_ids, signals, values, observed = (list(map(itemgetter(i), rows)) for i in range(4))
+    return _columns_table(
+        asset_ids, signals, values, observed, (tenant_id, evidence_id, ledger_index)
+    )
+
+
+def _columns_table(
+    asset_ids: Sequence[int],
+    signals: Sequence[str],
+    values: Sequence[FactValue],
+    observed: Sequence[datetime],
+    origin: tuple[int, int, int | None],
+) -> pa.Table:
+    """The table of facts given column by column; ``origin`` is (tenant, evidence, ledger index)."""
+    count = len(asset_ids)
+    tenant_id, evidence_id, ledger_index = origin
     arrays = [
         _repeat(tenant_id, count),
         pa.array(asset_ids, type=pa.int64()),
@@ -150,6 +164,15 @@ def fact_table(
         _repeat(ledger_index, count),
     ]
     return pa.Table.from_arrays(arrays, schema=FACT_SCHEMA)
+
+
+def _fact_columns(
+    facts: Sequence[Fact],
+) -> tuple[Sequence[str], Sequence[str], Sequence[FactValue], Sequence[datetime]]:
+    if isinstance(facts, FactColumns):
+        return facts.asset_keys, facts.signals, facts.values, facts.observed_at
+    keys, signals, values, observed = (list(map(itemgetter(i), facts)) for i in range(4))
+    return keys, signals, values, observed
 
 
 def _by_day(table: pa.Table) -> list[tuple[date, pa.Table]]:
@@ -176,14 +199,30 @@ class FactWriter:
 
     def add(self, rows: Sequence[FactRow]) -> None:
         """Append facts (any days, any order)."""
-        if not rows:
+        if rows:
+            self._write(
+                fact_table(
+                    rows,
+                    tenant_id=self.tenant_id,
+                    evidence_id=self.evidence_id,
+                    ledger_index=self.ledger_index,
+                )
+            )
+
+    def add_facts(self, facts: Sequence[Fact], asset_ids: Mapping[str, int]) -> None:
+        """Append a connector's facts, each asset key resolved through ``asset_ids``.
+
+        Facts given as :class:`FactColumns` go to Arrow column by column. A key
+        that ``asset_ids`` does not hold raises KeyError with the key.
+        """
+        if not facts:
             return
-        table = fact_table(
-            rows,
-            tenant_id=self.tenant_id,
-            evidence_id=self.evidence_id,
-            ledger_index=self.ledger_index,
-        )
+        keys, signals, values, observed = _fact_columns(facts)
+        ids = list(map(asset_ids.__getitem__, keys))
+        origin = (self.tenant_id, self.evidence_id, self.ledger_index)
+        self._write(_columns_table(ids, signals, values, observed, origin))
+
+    def _write(self, table: pa.Table) -> None:
         try:
             for day, chunk in _by_day(table):
                 self._writer(day).write_table(chunk, row_group_size=ROW_GROUP_ROWS)

@@ -14,7 +14,14 @@ result with attributes ``pluginID``, ``severity`` (0 informational, 1 low,
 
 The file is streamed: a report of a gigabyte is read in chunks with bounded
 memory, and :meth:`NessusConnector.normalize_batches` yields results a few
-hundred hosts at a time. A structural fault (wrong root, a host without a
+hundred hosts at a time. expat calls Python for every element, which caps one
+process near 40,000 findings a second, so a large report (32 MiB or more, on
+a machine with two cores, from a process with one thread) is read by two:
+a forked second process reads from a host start about 40% in, and the first
+uses its hosts only after reaching that very host itself, with the same count
+of hosts before it; in every other case (and when the second process fails,
+as it does on a bad file) the first reads on alone, so the result, warnings
+and errors are those of a single reader. A structural fault (wrong root, a host without a
 name, a result without a plugin id or with a severity outside 0-4) rejects the
 file naming the host and item; an unreadable score, port or time is a warning
 and the facts it would have given are left out, so the host stays unverified
@@ -24,9 +31,14 @@ for them.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+import pickle
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import IO
 
 from claimready.assets.identity import (
     MAC,
@@ -37,6 +49,7 @@ from claimready.assets.identity import (
     identifier,
     source_identifier,
 )
+from claimready.connectors import xmlsplit
 from claimready.connectors.base import (
     Connector,
     EvidenceFile,
@@ -45,7 +58,7 @@ from claimready.connectors.base import (
     SignalSpec,
 )
 from claimready.connectors.registry import hookimpl
-from claimready.connectors.xmlsafe import TextCapture, event_parser, stream_events
+from claimready.connectors.xmlsafe import CHUNK_BYTES, TextCapture, event_parser, stream_events
 from claimready.errors import InputError
 from claimready.facts.models import Fact
 from claimready.timeutil import UTC
@@ -194,6 +207,36 @@ def parse_nessus_time(text: str) -> datetime:
     )
 
 
+# Reports of at least this size are read by two processes (see _Split), when the machine has
+# two cores and fork is safe (a process with one thread).
+PARALLEL_MIN_BYTES = 32 << 20
+# The elements around the hosts where a report is split, and what the second reader is fed first.
+SPLIT_AROUND = (ROOT, "Report")
+_SPLIT_PREFIX = b"<NessusClientData_v2><Report>"
+_HOST_START = re.compile(rb"<ReportHost[\s/>]")
+# The second process starts at the first host after this share of the file: less than half,
+# since the first process also turns every host into facts and hands them on.
+SPLIT_AT_PERCENT = 40
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """Where a second process starts reading a report: at a host start, ``offset`` bytes in.
+
+    It is a guess from the bytes (``<ReportHost`` after the middle, and how many came
+    before). The first reader confirms it when it meets that host with the same
+    count and inside ``SPLIT_AROUND``; otherwise it reads on alone and the
+    second reader's work is dropped. Either way the result is the same.
+    """
+
+    offset: int
+    hosts_before: int
+
+
+class _SplitReached(Exception):
+    """The first reader reached the host where the second reader started."""
+
+
 @dataclass(slots=True)
 class _Host:
     index: int
@@ -239,7 +282,7 @@ class _Reader:
     three texts an item gives and for the end of the item.
     """
 
-    def __init__(self, *, file: str) -> None:
+    def __init__(self, *, file: str, skip_hosts: int = 0, split: _Split | None = None) -> None:
         self.file = file
         self.parser = event_parser(self)
         self.capture = TextCapture(self.parser, file=file)
@@ -247,17 +290,30 @@ class _Reader:
         self.warnings: list[RecordWarning] = []
         self.findings = 0
         self.root_seen = False
+        # Hosts before this index are read but not kept: they were given already.
+        self.skip_hosts = skip_hosts
+        # Where another process reads the rest of the report from (see _Split).
+        self.split = split
+        self.hosts = 0
         self._host: _Host | None = None
+        self._host_warnings = 0
         self._item: _Item | None = None
         self._in_props = False
         self._capturing: str | None = None
         self._tag_name = ""
-        self._hosts = 0
+        # The open elements outside any host, exact unless the report is _tangled: a host
+        # opened inside another, or one ended inside an item. Only then can it be wrong.
+        self._outside: list[str] = []
+        self._tangled = False
 
     def start(self, name: str, attrs: dict[str, str]) -> None:
         """Element opened: begin an item, a host, or capture of a wanted text."""
+        if self._host is None and name != "ReportHost":
+            self._outside.append(name)
         if name == "ReportItem":
             self._start_item(attrs)
+            self.parser.StartElementHandler = self._child_start
+            self.parser.EndElementHandler = self._child_end
         elif name == "tag" and self._in_props:
             tag_name = attrs.get("name", "")
             if tag_name in _HOST_TAGS:
@@ -273,6 +329,8 @@ class _Reader:
 
     def end(self, name: str) -> None:
         """Element closed: store captured text, finish an item or a host."""
+        if self._host is None and self._item is None and self._outside:
+            self._outside.pop()
         if name == self._capturing:
             self._store(name, self.capture.finish())
             self._capturing = None
@@ -282,10 +340,18 @@ class _Reader:
             self.parser.StartElementHandler = self.start
             self.parser.EndElementHandler = self.end
         elif name == "ReportHost" and self._host is not None:
-            self.done.append(self._host)
-            self._host = None
+            self._finish_host(self._host)
         elif name == "HostProperties":
             self._in_props = False
+
+    def _finish_host(self, host: _Host) -> None:
+        if self._item is not None:  # a host ended inside one of its items: see _tangled
+            self._tangled = True
+        if host.index >= self.skip_hosts:
+            self.done.append(host)
+        else:
+            del self.warnings[self._host_warnings :]
+        self._host = None
 
     def _child_start(self, name: str, attrs: dict[str, str]) -> None:
         """An element opened inside a ReportItem: capture it when it is a wanted text."""
@@ -308,13 +374,26 @@ class _Reader:
     def _start_host(self, attrs: dict[str, str]) -> None:
         if not self.root_seen:
             self._check_root("ReportHost")
+        split = self.split
+        if self._host is not None:
+            self._tangled = True
+        elif (
+            split is not None
+            and self.parser.CurrentByteIndex == split.offset
+            and self.hosts == split.hosts_before
+            and self._item is None
+            and not self._tangled
+            and self._outside == list(SPLIT_AROUND)
+        ):
+            raise _SplitReached  # the other process read this host and the rest
         name = attrs.get("name", "").strip()
         if not name:
             raise InputError(
-                "ReportHost has no name attribute", file=self.file, record=self._hosts, field="name"
+                "ReportHost has no name attribute", file=self.file, record=self.hosts, field="name"
             )
-        self._host = _Host(index=self._hosts, name=name)
-        self._hosts += 1
+        self._host = _Host(index=self.hosts, name=name)
+        self._host_warnings = len(self.warnings)
+        self.hosts += 1
 
     def _start_item(self, attrs: dict[str, str]) -> None:
         host = self._host
@@ -342,8 +421,6 @@ class _Reader:
             )
         self._item = item
         self._note_exposure(host, attrs, item)
-        self.parser.StartElementHandler = self._child_start
-        self.parser.EndElementHandler = self._child_end
 
     def _note_exposure(self, host: _Host, attrs: dict[str, str], item: _Item) -> None:
         port = attrs.get("port", "0").strip()
@@ -532,8 +609,9 @@ class NessusConnector(Connector):
         "includes ports outside the scanned range",
     )
 
-    def __init__(self, *, batch_hosts: int = DEFAULT_BATCH_HOSTS) -> None:
+    def __init__(self, *, batch_hosts: int = DEFAULT_BATCH_HOSTS, parallel: bool = True) -> None:
         self.batch_hosts = batch_hosts
+        self.parallel = parallel
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A ``.nessus`` file or XML whose root is ``NessusClientData_v2``."""
@@ -551,31 +629,50 @@ class NessusConnector(Connector):
     def normalize_batches(
         self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
     ) -> Iterator[Normalized]:
-        """Stream the report and yield one result per ``batch_hosts`` hosts."""
-        reader = _Reader(file=evidence.display_name)
-        keys: dict[str, int] = {}
+        """Stream the report and yield one result per ``batch_hosts`` hosts.
+
+        A large report is read by two processes when it can be (see
+        :class:`_Split`); the result is the same as reading it in one.
+        """
+        name = evidence.display_name
+        split = plan_split(evidence.path, size=evidence.size) if self.parallel else None
+        batch = partial(
+            self._batch, keys={}, evidence=evidence, observed_at=observed_at, at=collected_at
+        )
+        tail = (evidence.path, name, split) if split is not None else None
         yielded = False
-        for _ in stream_events(reader.parser, evidence.path, file=evidence.display_name):
-            while len(reader.done) >= self.batch_hosts:
-                chunk, reader.done = (
-                    reader.done[: self.batch_hosts],
-                    reader.done[self.batch_hosts :],
-                )
-                yield self._batch(chunk, reader, keys, evidence, observed_at, collected_at)
-                yielded = True
+        with xmlsplit.SecondProcess(_read_tail, tail) as second:
+            reader = _Reader(file=name, split=split if second.running else None)
+            try:
+                events = stream_events(reader.parser, evidence.path, file=name)
+                for result in _drain(reader, events, self.batch_hosts, batch):
+                    yielded = True
+                    yield result
+            except _SplitReached:
+                assert split is not None  # noqa: S101 - only a reader given a split reaches it
+                parts = second.results()
+                if parts is None:  # read the rest here: the same result, or the exact error
+                    reader = _reader_for_rest(reader, split)
+                    parts = stream_events(reader.parser, evidence.path, file=name)
+                else:
+                    parts = _replay(reader, parts)
+                for result in _drain(reader, parts, self.batch_hosts, batch):
+                    yielded = True
+                    yield result
         if not reader.root_seen:
-            raise InputError("empty file: no XML elements", file=evidence.display_name)
+            raise InputError("empty file: no XML elements", file=name)
         if reader.done or not yielded:
-            yield self._batch(reader.done, reader, keys, evidence, observed_at, collected_at)
+            yield batch(reader.done, reader)
 
     def _batch(
         self,
         hosts: list[_Host],
         reader: _Reader,
+        *,
         keys: dict[str, int],
         evidence: EvidenceFile,
         observed_at: datetime | None,
-        collected_at: datetime,
+        at: datetime,
     ) -> Normalized:
         batch = _Batch()
         warnings, reader.warnings = reader.warnings, []
@@ -587,7 +684,7 @@ class NessusConnector(Connector):
                 host,
                 key=key,
                 observed_at=observed_at,
-                at_default=collected_at,
+                at_default=at,
                 batch=batch,
                 warnings=warnings,
             )
@@ -601,6 +698,76 @@ class NessusConnector(Connector):
             warnings=tuple(warnings),
             notes=_notes(evidence.display_name, batch, observed_at),
         )
+
+
+_Batcher = Callable[[list[_Host], _Reader], Normalized]
+
+
+def _drain(
+    reader: _Reader, progress: Iterable[object], size: int, batch: _Batcher
+) -> Iterator[Normalized]:
+    """Follow ``progress``, yielding a batch whenever ``reader`` has ``size`` hosts done."""
+    for _ in progress:
+        while len(reader.done) >= size:
+            hosts, reader.done = reader.done[:size], reader.done[size:]
+            yield batch(hosts, reader)
+
+
+def plan_split(path: Path, *, size: int, min_bytes: int | None = None) -> _Split | None:
+    """Where a second process could start reading the report at ``path``; None to read it alone.
+
+    Only a report of ``min_bytes`` (:data:`PARALLEL_MIN_BYTES`) or more with a
+    :func:`~claimready.connectors.xmlsplit.plain_head` is split, and only when
+    :func:`~claimready.connectors.xmlsplit.can_fork`.
+    """
+    if size < (PARALLEL_MIN_BYTES if min_bytes is None else min_bytes) or not xmlsplit.can_fork():
+        return None
+    with path.open("rb") as handle:
+        if not xmlsplit.plain_head(handle.read(64 << 10), root=ROOT):
+            return None
+        at = size * SPLIT_AT_PERCENT // 100
+        handle.seek(at)
+        offset = xmlsplit.find_start(handle, at, _HOST_START)
+        if offset is None:
+            return None
+        return _Split(offset, xmlsplit.count_starts(handle, offset, _HOST_START))
+
+
+def _replay(
+    reader: _Reader, parts: Iterator[tuple[list[_Host], list[RecordWarning]]]
+) -> Iterator[None]:
+    """Hand ``reader`` the hosts and warnings the second process read, part by part."""
+    for hosts, warnings in parts:
+        reader.done.extend(hosts)
+        reader.warnings.extend(warnings)
+        yield None
+
+
+def _reader_for_rest(reader: _Reader, split: _Split) -> _Reader:
+    """A reader of the whole file that keeps ``reader``'s pending hosts and skips those given."""
+    rest = _Reader(file=reader.file, skip_hosts=split.hosts_before)
+    rest.done, rest.warnings = reader.done, reader.warnings
+    return rest
+
+
+def _read_tail(path: Path, file: str, split: _Split, out: IO[bytes]) -> None:
+    """The second process: read ``path`` from ``split.offset`` as if inside SPLIT_AROUND.
+
+    Writes ``(hosts, warnings)`` pickles to ``out`` as it goes; any error ends
+    it (see :class:`~claimready.connectors.xmlsplit.SecondProcess`).
+    """
+    reader = _Reader(file=file)
+    reader.hosts = split.hosts_before
+    reader.parser.Parse(_SPLIT_PREFIX, False)
+    with path.open("rb") as handle:
+        handle.seek(split.offset)
+        while chunk := handle.read(CHUNK_BYTES):
+            reader.parser.Parse(chunk, False)
+            if reader.done or reader.warnings:
+                pickle.dump((reader.done, reader.warnings), out)
+                reader.done, reader.warnings = [], []
+    reader.parser.Parse(b"", True)
+    pickle.dump((reader.done, reader.warnings), out)
 
 
 @hookimpl

@@ -13,9 +13,12 @@ state is rebuilt from the latest summary per agent and policy.
 
 The file is read as a stream in batches, so its size is not limited by memory.
 Blocks of lines are decoded with a typed decoder that reads only the fields
-above; a line it cannot read as a plain alert (another type somewhere, an SCA
-summary, an odd timestamp) goes through the checked path, which gives the
-warning or the error naming its line and field.
+above, and the alert facts of a batch are kept as columns
+(:class:`~claimready.facts.models.FactColumns`), not one tuple per alert. A
+line the decoder cannot read as a plain alert (another type somewhere, a
+level outside 0-15, an SCA summary, an odd timestamp) goes alone through the
+checked path, which gives the same facts, or the warning or error naming its
+line and field.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -45,7 +48,7 @@ from claimready.connectors.builtin.wazuh import (
 from claimready.connectors.jsonlines import (
     Fields,
     LineBlock,
-    decode_lines,
+    decode_each,
     first_json_line,
     iter_line_blocks,
     line_record,
@@ -54,7 +57,7 @@ from claimready.connectors.jsonlines import (
 )
 from claimready.connectors.registry import hookimpl
 from claimready.errors import InputError
-from claimready.facts.models import Fact
+from claimready.facts.models import Fact, FactColumns, FactValue
 from claimready.timeutil import parse_utc
 
 KIND = "wazuh-alerts"
@@ -71,7 +74,6 @@ _MAX_LEVEL = 15  # Wazuh's highest rule level; a larger one takes the checked pa
 class _Agent:
     id: str
     name: str | None
-    last_event: datetime | None = None
     observation: AssetObservation | None = None
 
     def observed(self) -> AssetObservation:
@@ -83,12 +85,12 @@ class _Agent:
 
 # The shapes the fast path reads. ``gc=False``: they live for one block and hold no cycles.
 class _RuleShape(msgspec.Struct, gc=False):
-    level: int | float
-    id: str | int
+    level: Annotated[int, msgspec.Meta(ge=0, le=_MAX_LEVEL)]
+    id: str
 
 
 class _AgentShape(msgspec.Struct, gc=False):
-    id: str | int
+    id: str
     name: str | None = None
 
 
@@ -118,8 +120,12 @@ class _Scan:
 
 @dataclass(slots=True)
 class _Batch:
+    """One batch of alerts; its ``log.alert`` facts as columns: agent, value, observed time."""
+
     touched: dict[str, None] = field(default_factory=dict)
-    facts: list[Fact] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    values: list[FactValue] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)
     warnings: list[RecordWarning] = field(default_factory=list)
     records: int = 0
     first: datetime | None = None
@@ -137,10 +143,11 @@ class _Stream:
     where: str
     observed_at: datetime | None
     agents: dict[str, _Agent] = field(default_factory=dict)
+    last_events: dict[str, datetime] = field(default_factory=dict)
     scans: dict[tuple[str, str], _Scan] = field(default_factory=dict)
     batch: _Batch = field(default_factory=lambda: _Batch())
-    # The value of an alert fact, by rule id and level: one string per rule, not one per alert.
-    values: dict[tuple[str, int | float], str] = field(default_factory=dict)
+    # Alert fact values by rule id, indexed by level: one string per rule and level, not per alert.
+    values: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _sca_number(sca: Fields, name: str, label: str, warnings: list[RecordWarning]) -> float | None:
@@ -227,9 +234,8 @@ def _read_alert(number: int, raw: Any, stream: _Stream, batch: _Batch) -> None:
             record=line_record(number),
             field="rule.level",
         )
-    known = stream.agents.get(agent_id)
-    if known is None:
-        known = stream.agents[agent_id] = _Agent(agent_id, name)
+    if agent_id not in stream.agents:
+        stream.agents[agent_id] = _Agent(agent_id, name)
     batch.touched[agent_id] = None
     batch.records += 1
     try:
@@ -240,79 +246,105 @@ def _read_alert(number: int, raw: Any, stream: _Stream, batch: _Batch) -> None:
         )
         return
     batch.saw(moment)
-    if known.last_event is None or moment > known.last_event:
-        known.last_event = moment
+    last = stream.last_events.get(agent_id)
+    if last is None or moment > last:
+        stream.last_events[agent_id] = moment
     if level >= ALERT_MIN_LEVEL:
-        value = f"{rule_id}|{int(level)}"
-        batch.facts.append(Fact(agent_id, SIGNAL_ALERT, value, stream.observed_at or moment))
+        batch.keys.append(agent_id)
+        batch.values.append(f"{rule_id}|{int(level)}")
+        batch.times.append(stream.observed_at or moment)
     data = raw.get("data")
     if data is not None and (type(data) is not dict or "sca" in data):
         alert = Fields(raw, file=stream.where, record=line_record(number))
         _read_sca(alert.need("data"), agent_id, moment, stream, batch)
 
 
-def _plain_moment(alert: _AlertShape) -> datetime | None:
-    """The time of an alert stamped in UTC; None sends it down the checked path."""
-    try:
-        moment = datetime.fromisoformat(alert.timestamp)
-        return moment if moment.tzinfo is UTC else _parse_stamp(alert.timestamp)
-    except ValueError:
-        return None
+class _OddAlert(Exception):
+    """An alert the plain path does not read; the checked path reads it instead."""
 
 
-def _read_plain_alerts(block: LineBlock, alerts: list[_AlertShape], stream: _Stream) -> None:
-    """Read ``alerts``, decoded from ``block``, into the current batch: one record each.
+def _sca_lines(lines: list[bytes]) -> list[int]:
+    """Indices of the lines holding ``"sca"`` anywhere (one search per block when none do)."""
+    if _SCA_KEY not in b"\n".join(lines):
+        return []
+    return [index for index, line in enumerate(lines) if _SCA_KEY in line]
 
-    Alerts whose fields all have their usual types are read here; any other
-    goes through :func:`_read_alert`, which gives the same result, warning or error.
+
+def _plain_moment(stamp: str) -> datetime:
+    """The time of an alert in UTC; ValueError (the checked path) when it has none."""
+    moment = datetime.fromisoformat(stamp)
+    return moment if moment.tzinfo is UTC else _parse_stamp(stamp)
+
+
+def _new_agent(alert: _AlertShape, stream: _Stream) -> None:
+    if not alert.agent.id.strip():
+        raise _OddAlert
+    stream.agents[alert.agent.id] = _Agent(alert.agent.id, alert.agent.name)
+
+
+def _rule_values(rule_id: str, by_rule: dict[str, list[str]]) -> list[str]:
+    """The alert values of a rule, by level: built once per rule."""
+    values = by_rule.get(rule_id)
+    if values is None:
+        values = by_rule[rule_id] = [f"{rule_id}|{level}" for level in range(_MAX_LEVEL + 1)]
+    return values
+
+
+def _read_odd(number: int, line: bytes, stream: _Stream) -> None:
+    """Read one line through the checked path (a blank line is no record)."""
+    if line.strip():
+        _read_alert(
+            number, parse_line(line, file=stream.where, number=number), stream, stream.batch
+        )
+
+
+def _read_plain_alerts(
+    first: int, lines: list[bytes], alerts: list[_AlertShape | None], stream: _Stream
+) -> None:
+    """Read ``alerts``, decoded from ``lines`` (line ``first`` on), into the current batch.
+
+    Alerts whose fields all have their usual types are read here, their
+    facts appended to the batch's columns; any other line (None in
+    ``alerts``) goes through :func:`_read_alert`, which gives the same
+    result, warning or error.
     """
     batch = stream.batch
-    agents, touched, facts, values = stream.agents, batch.touched, batch.facts, stream.values
-    given, lines = stream.observed_at, block.lines
-    first, last = batch.first, batch.last
-    plain = 0
+    agents, last_events, by_rule = stream.agents, stream.last_events, stream.values
+    touched, keys, values, times = batch.touched, batch.keys, batch.values, batch.times
+    given = stream.observed_at
+    for index in _sca_lines(lines):
+        alerts[index] = None
+    moments: list[datetime] = []
     for index, alert in enumerate(alerts):
-        agent, rule = alert.agent, alert.rule
-        agent_id, rule_id, level = agent.id, rule.id, rule.level
-        moment = _plain_moment(alert)
-        if (
-            moment is None
-            or type(agent_id) is not str
-            or type(rule_id) is not str
-            or not agent_id.strip()
-            or level > _MAX_LEVEL
-            or _SCA_KEY in lines[index]
-        ):
-            batch.first, batch.last = first, last
-            number = block.first + index
-            _read_alert(
-                number, parse_line(lines[index], file=stream.where, number=number), stream, batch
-            )
-            first, last = batch.first, batch.last
+        try:
+            if alert is None:
+                raise _OddAlert
+            moment = _plain_moment(alert.timestamp)
+            agent_id = alert.agent.id
+            if agent_id not in agents:
+                _new_agent(alert, stream)
+        except (_OddAlert, ValueError):
+            _read_odd(first + index, lines[index], stream)
             continue
-        plain += 1
-        known = agents.get(agent_id)
-        if known is None:
-            known = agents[agent_id] = _Agent(agent_id, agent.name)
-        touched[agent_id] = None
-        if first is None or moment < first:
-            first = moment
+        last = last_events.get(agent_id)
         if last is None or moment > last:
-            last = moment
-        if known.last_event is None or moment > known.last_event:
-            known.last_event = moment
-        if level >= ALERT_MIN_LEVEL:
-            value = values.get((rule_id, level))
-            if value is None:
-                value = values[rule_id, level] = f"{rule_id}|{int(level)}"
-            facts.append(Fact(agent_id, SIGNAL_ALERT, value, given or moment))
-    batch.first, batch.last = first, last
-    batch.records += plain
+            last_events[agent_id] = moment
+        touched[agent_id] = None
+        moments.append(moment)
+        rule = alert.rule
+        if rule.level >= ALERT_MIN_LEVEL:
+            keys.append(agent_id)
+            values.append(_rule_values(rule.id, by_rule)[rule.level])
+            times.append(given or moment)
+    batch.records += len(moments)
+    if moments:
+        batch.saw(min(moments))
+        batch.saw(max(moments))
 
 
 def _read_block(block: LineBlock, stream: _Stream) -> Iterator[_Batch]:
     """Read one block of lines, yielding every batch that fills up on the way."""
-    alerts = decode_lines(_DECODER, block)
+    alerts = decode_each(_DECODER, block)
     if alerts is None:
         for number, data in block.numbered():
             raw = parse_line(data, file=stream.where, number=number)
@@ -324,11 +356,7 @@ def _read_block(block: LineBlock, stream: _Stream) -> Iterator[_Batch]:
     start = 0
     while start < len(alerts):
         stop = min(len(alerts), start + max(BATCH_LINES - stream.batch.records, 1))
-        _read_plain_alerts(
-            LineBlock(block.first + start, block.lines[start:stop], block.utf8),
-            alerts[start:stop],
-            stream,
-        )
+        _read_plain_alerts(block.first + start, block.lines[start:stop], alerts[start:stop], stream)
         start = stop
         if stream.batch.records >= BATCH_LINES:
             yield stream.batch
@@ -338,7 +366,7 @@ def _read_block(block: LineBlock, stream: _Stream) -> Iterator[_Batch]:
 def _batch_result(stream: _Stream, batch: _Batch) -> Normalized:
     return Normalized(
         observations=tuple(stream.agents[agent_id].observed() for agent_id in batch.touched),
-        facts=tuple(batch.facts),
+        facts=FactColumns(batch.keys, [SIGNAL_ALERT] * len(batch.keys), batch.values, batch.times),
         record_count=batch.records,
         observed_from=batch.first if stream.observed_at is None else None,
         observed_to=stream.observed_at or batch.last,
@@ -349,10 +377,10 @@ def _batch_result(stream: _Stream, batch: _Batch) -> Normalized:
 
 def _final_result(stream: _Stream, *, collected_at: datetime) -> Normalized:
     facts: list[Fact] = []
-    for agent_id, agent in stream.agents.items():
-        if agent.last_event is not None:
-            at = stream.observed_at or agent.last_event
-            facts.append(Fact(agent_id, SIGNAL_LAST_EVENT, agent.last_event, at))
+    for agent_id in stream.agents:
+        last = stream.last_events.get(agent_id)
+        if last is not None:
+            facts.append(Fact(agent_id, SIGNAL_LAST_EVENT, last, stream.observed_at or last))
     for (agent_id, _policy), scan in sorted(stream.scans.items()):
         at = stream.observed_at or scan.at
         facts.append(Fact(agent_id, SIGNAL_SCA_SCORE, scan.score, at))
@@ -360,7 +388,7 @@ def _final_result(stream: _Stream, *, collected_at: datetime) -> Normalized:
     notes: tuple[str, ...] = ()
     if not stream.agents:
         notes = (f"{stream.where}: no alerts in the file",)
-    elif stream.observed_at is None and not any(a.last_event for a in stream.agents.values()):
+    elif stream.observed_at is None and not stream.last_events:
         notes = (f"{stream.where}: no readable alert timestamp (collected {collected_at})",)
     return Normalized(
         observations=tuple(agent.observed() for agent in stream.agents.values()),

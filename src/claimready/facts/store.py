@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from claimready.db.engine import transaction
@@ -367,17 +367,37 @@ def compact(
     temporary = final.with_name(f".{final.name}.tmp")
     pq.write_table(merged, temporary, compression="zstd", row_group_size=COMPACT_ROW_GROUP_ROWS)
     _fsync_rename(temporary, final)
+    written = WrittenFile(day=day, path=relative, rows=merged.num_rows)
+    return _replace(
+        sessions=sessions, tenant_id=tenant_id, facts_dir=facts_dir, merged=written, rows=rows
+    )
+
+
+def _replace(
+    *,
+    sessions: sessionmaker[Session],
+    tenant_id: int,
+    facts_dir: Path,
+    merged: WrittenFile,
+    rows: Sequence[Row[tuple[str, int]]],
+) -> int:
+    """Register a merged file in place of the files (path, evidence count) it holds.
+
+    One transaction registers it and drops the others' rows; then they are
+    unlinked. Should the transaction fail, the merged file goes instead.
+    """
+    paths = [path for path, _ in rows]
     try:
         with transaction(sessions) as session:
             session.execute(delete(FactFile).where(FactFile.path.in_(paths)))
             register(
                 session=session,
                 tenant_id=tenant_id,
-                files=[WrittenFile(day=day, path=relative, rows=merged.num_rows)],
+                files=[merged],
                 evidence_count=sum(count for _, count in rows),
             )
     except BaseException:
-        final.unlink(missing_ok=True)
+        (facts_dir / merged.path).unlink(missing_ok=True)
         raise
     remove_files(facts_dir=facts_dir, files=paths)
     return len(paths)
@@ -498,17 +518,6 @@ def compact_month(
         path=final.relative_to(facts_dir).as_posix(),
         rows=int(counted[0]) if counted else 0,
     )
-    try:
-        with transaction(sessions) as session:
-            session.execute(delete(FactFile).where(FactFile.path.in_(paths)))
-            register(
-                session=session,
-                tenant_id=tenant_id,
-                files=[written],
-                evidence_count=sum(count for _, count in rows),
-            )
-    except BaseException:
-        final.unlink(missing_ok=True)
-        raise
-    remove_files(facts_dir=facts_dir, files=paths)
-    return len(paths)
+    return _replace(
+        sessions=sessions, tenant_id=tenant_id, facts_dir=facts_dir, merged=written, rows=rows
+    )

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -230,6 +231,7 @@ class _Tenant:
         self.first = self.per_asset(self.summary, "first", np.minimum)
         self.last = self.per_asset(self.summary, "last", np.maximum)
         self._firsts: dict[str, tuple[np.ndarray, int]] = {}
+        self._kev = False
 
     @property
     def assets(self) -> int:
@@ -272,6 +274,17 @@ class _Tenant:
             )
         return self._firsts[signal]
 
+    def kev_table(self) -> str:
+        """A table of CVEs and when the KEV catalog first listed each (made once)."""
+        if not self._kev:
+            listed = first_of(self.summary, KEV_SIGNAL)
+            kev = listed.group_by("key", use_threads=False).aggregate([("first", "min")])
+            self.connection.register("kev_listed_arrow", kev)
+            self.connection.execute("CREATE TABLE kev_listed AS SELECT * FROM kev_listed_arrow")
+            self.connection.unregister("kev_listed_arrow")
+            self._kev = True
+        return "kev_listed"
+
     def files(self, lower: int, upper: int) -> list[Path]:
         """Files of the days that can hold facts observed in ``(lower, upper]``."""
         if not self.source.days:
@@ -298,10 +311,26 @@ class _Chunk:
         self.values: dict[str, _Latest] = {}
         self.snapshots: dict[str, _Latest] = {}
         self.kev: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for group in self._groups(needs.values):
-            self._load_values(group)
-        for signal, freshness in needs.snapshots.items():
-            self._load_snapshot(signal, freshness, signal in needs.kev)
+        jobs = [self._values_job(group) for group in self._groups(needs.values)]
+        jobs += [
+            self._snapshot_job(signal, freshness, signal in needs.kev)
+            for signal, freshness in needs.snapshots.items()
+        ]
+        self._run(jobs)
+
+    def _run(self, jobs: list[tuple[str, Callable[[pa.Table], None]]]) -> None:
+        """Run the queries one ahead of placing their results: DuckDB reads the next
+        signals (releasing the interpreter) while the arrays of the last are built."""
+        if not jobs:
+            return
+        cursor = self.tenant.connection.cursor()
+        with cursor, ThreadPoolExecutor(max_workers=1) as reader:
+            pending = reader.submit(_fetch, cursor, jobs[0][0])
+            for number, (_, place) in enumerate(jobs):
+                table = pending.result()
+                if number + 1 < len(jobs):
+                    pending = reader.submit(_fetch, cursor, jobs[number + 1][0])
+                place(table)
 
     # -- reading ---------------------------------------------------------------
 
@@ -343,8 +372,8 @@ class _Chunk:
                 groups.append(current)
         return groups
 
-    def _load_values(self, wanted: dict[str, int]) -> None:
-        """Read a group of signals in one query and place each on the grid.
+    def _values_job(self, wanted: dict[str, int]) -> tuple[str, Callable[[pa.Table], None]]:
+        """The query reading a group of signals, and how to place each on the grid.
 
         The query reads from the earliest window of the group; a fact older than
         its own signal's window never decides anything (it is never fresh).
@@ -355,23 +384,26 @@ class _Chunk:
         files = self.tenant.files(lower, upper)
         listed = "[" + ", ".join(_text(s) for s in signals) + "]"
         values = ", ".join(f"{_VALUE_SQL[kind]} AS v_{kind}" for kind in kinds)
-        table = _fetch(
-            self.tenant.connection,
+        sql = (
             f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
             f"{self._placement()}, {values.replace('value_', 'f.value_')} "
             f"FROM {_facts_sql(files)} f {self._where(lower, upper, 'f.')} "
-            f"AND f.signal IN ({', '.join(_text(s) for s in signals)})",
+            f"AND f.signal IN ({', '.join(_text(s) for s in signals)})"
         )
-        by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
-        del table
-        for kind, columns in by_kind.items():
-            codes = [c for c, s in enumerate(signals) if self.types[s] == kind]
-            if len(kinds) > 1:
-                columns = _renumbered(columns, codes, len(signals))
-            index = self._grid(columns, groups=len(codes))
-            facts = columns.facts.readable()
-            for group, code in enumerate(codes):
-                self.values[signals[code]] = _Latest(facts, *index[group])
+
+        def place(table: pa.Table) -> None:
+            by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
+            del table
+            for kind, columns in by_kind.items():
+                codes = [c for c, s in enumerate(signals) if self.types[s] == kind]
+                if len(kinds) > 1:
+                    columns = _renumbered(columns, codes, len(signals))
+                index = self._grid(columns, groups=len(codes))
+                facts = columns.facts.readable()
+                for group, code in enumerate(codes):
+                    self.values[signals[code]] = _Latest(facts, *index[group])
+
+        return sql, place
 
     @staticmethod
     def _placement(alias: str = "f.") -> str:
@@ -398,8 +430,12 @@ class _Chunk:
             encoded = pc.dictionary_encode(value.combine_chunks())
             dictionary = encoded.dictionary
             value = pa.chunked_array([encoded.indices], encoded.indices.type)
-        valid = np.asarray(value.is_valid())
-        filled = pc.fill_null(value, False if kind == "bool" else 0)
+        if value.null_count:
+            valid = np.asarray(value.is_valid())
+            filled = pc.fill_null(value, False if kind == "bool" else 0)
+        else:
+            valid = np.ones(len(value), dtype=bool)
+            filled = value
         code = pick(code)
         facts = _Facts(
             pick(table.column("o").to_numpy()),
@@ -480,7 +516,9 @@ class _Chunk:
         found = np.searchsorted(self.steps, observed)
         return found
 
-    def _load_snapshot(self, signal: str, freshness: int, with_kev: bool) -> None:
+    def _snapshot_job(
+        self, signal: str, freshness: int, with_kev: bool
+    ) -> tuple[str, Callable[[pa.Table], None]]:
         """Snapshots of the signal's domain: per asset and moment, its count (and KEV listings).
 
         One pass over the domain's facts: each value of the signal is looked up among
@@ -491,43 +529,43 @@ class _Chunk:
         files = self.tenant.files(lower, upper)
         join, listing = "", ""
         if with_kev:
-            listed = first_of(self.tenant.summary, KEV_SIGNAL)
-            kev = listed.group_by("key", use_threads=False).aggregate([("first", "min")])
-            self.tenant.connection.register("kev_listed", kev)
             join = (
-                f" LEFT JOIN kev_listed k ON k.key = "
+                f" LEFT JOIN {self.tenant.kev_table()} k ON k.key = "
                 f"(CASE WHEN f.signal = {_text(signal)} THEN f.value_text END)"
             )
             listing = ", k.first_min AS listed"
-        try:
-            table = _fetch(
-                self.tenant.connection,
-                f"SELECT {self._placement()}{listing}, "
-                f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS v "
-                f"FROM {_facts_sql(files)} f{join} {self._where(lower, upper, 'f.')} "
-                f"AND {domain_filter('f.signal', signal)} GROUP BY ALL",
-            )
-        finally:
-            if with_kev:
-                self.tenant.connection.unregister("kev_listed")
-        columns = self._columns(table, "number", extra="listed" if with_kev else None)
-        snapshots, owner = _per_moment(columns)
-        index = self._grid(snapshots, groups=1)
-        self.snapshots[signal] = _Latest(snapshots.facts.readable(), *index[0])
-        if not with_kev:
-            self.kev[signal] = _no_kev()
-            return
-        assert columns.extra is not None  # noqa: S101 - asked for
-        matched = columns.extra != _EARLIEST
-        counts = columns.facts.value[matched].astype(np.int64)
-        owners = np.repeat(owner[matched], counts)
-        order = np.argsort(owners, kind="stable")
-        owners = owners[order]
-        times = np.repeat(columns.extra[matched], counts)[order]
-        snapshot_ids = np.arange(len(snapshots.facts.observed))
-        starts = np.searchsorted(owners, snapshot_ids)
-        lengths = np.searchsorted(owners, snapshot_ids, side="right") - starts
-        self.kev[signal] = (starts, lengths, times)
+        sql = (
+            f"SELECT {self._placement()}{listing}, "
+            f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS v "
+            f"FROM {_facts_sql(files)} f{join} {self._where(lower, upper, 'f.')} "
+            f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
+        )
+
+        def place(table: pa.Table) -> None:
+            columns = self._columns(table, "number", extra="listed" if with_kev else None)
+            snapshots, owner = _per_moment(columns)
+            index = self._grid(snapshots, groups=1)
+            self.snapshots[signal] = _Latest(snapshots.facts.readable(), *index[0])
+            self.kev[signal] = _listings(columns, owner, snapshots) if with_kev else _no_kev()
+
+        return sql, place
+
+
+def _listings(
+    columns: _Columns, owner: np.ndarray, snapshots: _Columns
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per snapshot: where its KEV listing times start, how many, and all the times."""
+    assert columns.extra is not None  # noqa: S101 - read with the listing times
+    matched = columns.extra != _EARLIEST
+    counts = columns.facts.value[matched].astype(np.int64)
+    owners = np.repeat(owner[matched], counts)
+    order = np.argsort(owners, kind="stable")
+    owners = owners[order]
+    times = np.repeat(columns.extra[matched], counts)[order]
+    snapshot_ids = np.arange(len(snapshots.facts.observed))
+    starts = np.searchsorted(owners, snapshot_ids)
+    lengths = np.searchsorted(owners, snapshot_ids, side="right") - starts
+    return starts, lengths, times
 
 
 @dataclass(slots=True)
@@ -826,7 +864,8 @@ def evaluate(
     instants = np.array([_us(s) for s in moments], dtype=np.int64)
     with connect_duckdb() as connection:
         connection.register("no_facts_arrow", FACT_SCHEMA.empty_table())
-        connection.execute(f"CREATE TEMP TABLE {_NO_FACTS} AS SELECT * FROM no_facts_arrow")
+        # Plain tables, not temporary ones: the cursor that reads ahead sees them too.
+        connection.execute(f"CREATE TABLE {_NO_FACTS} AS SELECT * FROM no_facts_arrow")
         tenant = _Tenant(connection, source)
         needs = _Needs.of(controls)
         size = max(1, MAX_CELLS // max(1, tenant.assets))

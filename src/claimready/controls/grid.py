@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 
 import duckdb
@@ -713,12 +714,10 @@ class _Pivot:
 
     def verdicts(self, connection: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray]:
         """The predicate per row: (true, known)."""
-        connection.register("grid_pivot", pa.table(self.columns))
-        try:
+        with connection.cursor() as cursor:
+            cursor.register("grid_pivot", pa.table(self.columns))
             sql = f"SELECT ({compile_sql(self.control.predicate)}) AS r FROM grid_pivot"
-            result = _fetch(connection, sql).column("r")
-        finally:
-            connection.unregister("grid_pivot")
+            result = _fetch(cursor, sql).column("r")
         known = np.asarray(result.is_valid())
         true = np.asarray(pc.fill_null(result, False)) & known
         return true, known
@@ -869,10 +868,13 @@ def evaluate(
         tenant = _Tenant(connection, source)
         needs = _Needs.of(controls)
         size = max(1, MAX_CELLS // max(1, tenant.assets))
-        for start in range(0, len(moments), size):
-            chunk = _Chunk(tenant, instants[start : start + size], needs, types)
-            for control in controls:
-                results[control.id].extend(
-                    _evaluate_control(chunk, control, moments[start : start + size])
-                )
+        # Two controls at a time: most of their work is NumPy and DuckDB, which
+        # release the interpreter, so both cores are used.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for start in range(0, len(moments), size):
+                chunk = _Chunk(tenant, instants[start : start + size], needs, types)
+                span = moments[start : start + size]
+                evaluated = pool.map(_evaluate_control, repeat(chunk), controls, repeat(span))
+                for control, found in zip(controls, evaluated, strict=True):
+                    results[control.id].extend(found)
     return results

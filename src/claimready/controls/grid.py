@@ -309,6 +309,8 @@ class _Chunk:
         self.steps = steps
         gaps = np.diff(steps)
         self.uniform = int(gaps[0]) if len(gaps) and bool(np.all(gaps == gaps[0])) else 0
+        # Steps over many days make every query large.
+        self.bulky = len(tenant.files(int(steps[0]), int(steps[-1]))) > 7
         self.values: dict[str, _Latest] = {}
         self.snapshots: dict[str, _Latest] = {}
         self.kev: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -320,18 +322,29 @@ class _Chunk:
         self._run(jobs)
 
     def _run(self, jobs: list[tuple[str, Callable[[pa.Table], None]]]) -> None:
-        """Run the queries one ahead of placing their results: DuckDB reads the next
-        signals (releasing the interpreter) while the arrays of the last are built."""
+        """Run the queries ahead of placing their results: DuckDB reads (releasing the
+        interpreter) while the arrays of earlier results are built. Over a few days of
+        steps the results are small and every query runs at once, two at a time; over
+        many days one query runs ahead, so that at most two large results are held."""
         if not jobs:
             return
-        cursor = self.tenant.connection.cursor()
-        with cursor, ThreadPoolExecutor(max_workers=1) as reader:
-            pending = reader.submit(_fetch, cursor, jobs[0][0])
-            for number, (_, place) in enumerate(jobs):
-                table = pending.result()
-                if number + 1 < len(jobs):
-                    pending = reader.submit(_fetch, cursor, jobs[number + 1][0])
-                place(table)
+        ahead = 1 if self.bulky else len(jobs)
+        cursors = [self.tenant.connection.cursor() for _ in range(2)]
+        try:
+            with ThreadPoolExecutor(max_workers=2) as reader:
+                pending = [
+                    reader.submit(_fetch, cursors[n % 2], sql)
+                    for n, (sql, _) in enumerate(jobs[:ahead])
+                ]
+                for number, (_, place) in enumerate(jobs):
+                    table = pending[number].result()
+                    if number + ahead < len(jobs):
+                        sql = jobs[number + ahead][0]
+                        pending.append(reader.submit(_fetch, cursors[number % 2], sql))
+                    place(table)
+        finally:
+            for cursor in cursors:
+                cursor.close()
 
     # -- reading ---------------------------------------------------------------
 
@@ -353,9 +366,8 @@ class _Chunk:
         When the steps themselves span many days, every query is large, so each
         value type gets its own (one value column each, less memory).
         """
-        bulky = len(self.tenant.files(int(self.steps[0]), int(self.steps[-1]))) > 7
         groups: list[dict[str, int]] = []
-        for kind in ("bool", "number", "text", "time") if bulky else (None,):
+        for kind in ("bool", "number", "text", "time") if self.bulky else (None,):
             signals = sorted(
                 (s for s in wanted if kind in (None, self.types[s])), key=lambda s: -wanted[s]
             )

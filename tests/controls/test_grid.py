@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claimready.controls import grid, timeline
 from claimready.controls.pack import Control, ControlSpec, build_control
+from claimready.errors import StorageError
 from claimready.facts.store import FactRow, write_facts
 
 TYPES = {
@@ -195,3 +197,13 @@ def test_grid_evaluates_controls_together_as_alone(tmp_path: Path) -> None:
         "pass",
         "unverified",
     ]
+
+
+def test_a_damaged_fact_file_is_named(tmp_path: Path) -> None:
+    rows = [(1, "a.flag", True, START + timedelta(hours=3), 1)]
+    source = _source(tmp_path, rows, [1, 2, 3, 4, 5, 6], None, [])
+    damaged = source.files[0]
+    damaged.write_bytes(b"not parquet")
+    steps = timeline.step_series(START, START + timedelta(days=2), timedelta(days=1))
+    with pytest.raises(StorageError, match=f"cannot read the stored facts: .*{damaged.name}"):
+        grid.evaluate(source, controls=CONTROLS[:1], steps=steps, types=TYPES)

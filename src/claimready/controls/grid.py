@@ -5,9 +5,11 @@ same results as the per-control SQL of :mod:`claimready.controls.timeline`
 (a property test holds the two equal) at a fraction of the cost, because it
 reads each fact once per evaluation instead of once per control and signal:
 
-1. Every signal the controls read is fetched from the Parquet files of the
-   days that can matter (no older than the largest freshness window before
-   the first step, no newer than the last step) in one DuckDB query.
+1. Every signal the controls read is fetched once from the Parquet files of
+   the days that can matter (no older than the largest freshness window
+   before the first step, no newer than the last step): one DuckDB query per
+   group of signals with about the same window, or per value type when the
+   steps span many days.
 2. Facts are placed on a grid of assets by steps: a fact falls in the first
    step at or after its observation; per cell the newest fact wins (ties go
    to the newest evidence), and each step carries forward the newest fact
@@ -59,7 +61,13 @@ from claimready.controls.timeline import (
     combine,
     domain_filter,
 )
-from claimready.facts.store import FACT_SCHEMA, connect_duckdb, parquet_sql
+from claimready.facts.store import (
+    FACT_SCHEMA,
+    connect_duckdb,
+    parquet_sql,
+    read_facts,
+    sql_text,
+)
 from claimready.facts.summary import first_of, summarize
 from claimready.timeutil import UTC, format_utc
 
@@ -94,7 +102,7 @@ def _ts(us: int) -> str:
 def _fetch(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     """Run a query and return its result as Arrow, logging how long it took."""
     started = time.perf_counter()
-    table = connection.execute(sql).to_arrow_table()
+    table = read_facts(connection, sql)
     log.debug("%.3f s, %d rows: %s", time.perf_counter() - started, table.num_rows, sql[:120])
     return table
 
@@ -102,10 +110,6 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
 def _facts_sql(files: Sequence[Path]) -> str:
     """The fact files to read, or the empty table of facts when there are none."""
     return parquet_sql(files) if files else _NO_FACTS
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(slots=True)
@@ -242,13 +246,10 @@ class _Tenant:
         """Positions of evidence ids among the tenant's (-1, which reads as not counting)."""
         return self._evidence(ids)
 
-    def evidence(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For evidence ids: whether each counts (known and stored before the cut), when stored."""
-        position = self._evidence(ids)
-        return self.evidence_ok[position], self.evidence_stored[position]
-
     def allowed(self, ids: np.ndarray) -> np.ndarray:
-        return self.evidence(ids)[0]
+        """Whether each evidence id counts: the tenant's, and stored before the cut."""
+        allowed: np.ndarray = self.evidence_ok[self._evidence(ids)]
+        return allowed
 
     def rows(self, asset_ids: np.ndarray) -> np.ndarray:
         """Grid rows of asset ids; -1 for ids that are not the tenant's assets."""
@@ -395,13 +396,13 @@ class _Chunk:
         kinds = sorted({self.types[s] for s in signals})
         lower, upper = self._window(max(wanted.values()))
         files = self.tenant.files(lower, upper)
-        listed = "[" + ", ".join(_text(s) for s in signals) + "]"
+        listed = "[" + ", ".join(sql_text(s) for s in signals) + "]"
         values = ", ".join(f"{_VALUE_SQL[kind]} AS v_{kind}" for kind in kinds)
         sql = (
             f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
             f"{self._placement()}, {values.replace('value_', 'f.value_')} "
             f"FROM {_facts_sql(files)} f {self._where(lower, upper, 'f.')} "
-            f"AND f.signal IN ({', '.join(_text(s) for s in signals)})"
+            f"AND f.signal IN ({', '.join(sql_text(s) for s in signals)})"
         )
 
         def place(table: pa.Table) -> None:
@@ -544,12 +545,12 @@ class _Chunk:
         if with_kev:
             join = (
                 f" LEFT JOIN {self.tenant.kev_table()} k ON k.key = "
-                f"(CASE WHEN f.signal = {_text(signal)} THEN f.value_text END)"
+                f"(CASE WHEN f.signal = {sql_text(signal)} THEN f.value_text END)"
             )
             listing = ", k.first_min AS listed"
         sql = (
             f"SELECT {self._placement()}{listing}, "
-            f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS v "
+            f"count(*) FILTER (WHERE f.signal = {sql_text(signal)}) AS v "
             f"FROM {_facts_sql(files)} f{join} {self._where(lower, upper, 'f.')} "
             f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
         )

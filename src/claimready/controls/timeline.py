@@ -44,7 +44,7 @@ from claimready.controls.expr import (
     compile_sql,
 )
 from claimready.controls.pack import Control
-from claimready.facts.store import connect_duckdb, parquet_sql
+from claimready.facts.store import connect_duckdb, parquet_sql, read_facts, sql_text
 from claimready.timeutil import UTC, format_utc
 
 PASS = "pass"  # noqa: S105 - a status, not a secret
@@ -151,10 +151,6 @@ def _ts(value: datetime) -> str:
     return f"TIMESTAMPTZ '{format_utc(value)}'"
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def connect(source: FactSource) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views ``facts`` and ``life`` of the source."""
     connection = connect_duckdb()
@@ -221,11 +217,11 @@ def connect(source: FactSource) -> duckdb.DuckDBPyConnection:
 
 def _scope_sql(control: Control, steps: Sequence[datetime]) -> str:
     spec = control.spec
-    kinds = ", ".join(_text(k) for k in spec.scope.kinds)
+    kinds = ", ".join(sql_text(k) for k in spec.scope.kinds)
     retire = int(spec.retire_delta.total_seconds())
     tags = ""
     if spec.scope.tags:
-        listed = ", ".join(_text(t) for t in spec.scope.tags)
+        listed = ", ".join(sql_text(t) for t in spec.scope.tags)
         tags = (
             f" AND l.asset_id IN (SELECT asset_id FROM facts WHERE signal = '{TAG_SIGNAL}'"
             f" AND value_text IN ({listed}))"
@@ -251,7 +247,7 @@ def _value_table(signal: str, value_type: str, window: str) -> str:
     return (
         f"SELECT asset_id, observed_at, arg_max({col}, evidence_id) AS v, "
         f"max(evidence_id) AS e, arg_max(stored_at, evidence_id) AS st "
-        f"FROM facts WHERE signal = {_text(signal)}{window} GROUP BY asset_id, observed_at"
+        f"FROM facts WHERE signal = {sql_text(signal)}{window} GROUP BY asset_id, observed_at"
     )
 
 
@@ -261,7 +257,7 @@ def domain_filter(column_sql: str, signal: str) -> str:
     A range rather than ``LIKE``, so Parquet scans skip other signals' row groups.
     """
     domain = signal.split(".", 1)[0]
-    return f"({column_sql} >= {_text(domain + '.')} AND {column_sql} < {_text(domain + '/')})"
+    return f"({column_sql} >= {sql_text(domain + '.')} AND {column_sql} < {sql_text(domain + '/')})"
 
 
 def _snapshot_table(signal: str, with_kev: bool, window: str) -> str:
@@ -271,15 +267,15 @@ def _snapshot_table(signal: str, with_kev: bool, window: str) -> str:
         kev_join = (
             f" LEFT JOIN (SELECT value_text AS cve, min(observed_at) AS listed FROM facts "
             f"WHERE signal = '{KEV_SIGNAL}' GROUP BY value_text) k "
-            f"ON f.signal = {_text(signal)} AND k.cve = f.value_text"
+            f"ON f.signal = {sql_text(signal)} AND k.cve = f.value_text"
         )
         kev_col = (
-            f"coalesce(list(k.listed) FILTER (WHERE f.signal = {_text(signal)} "
+            f"coalesce(list(k.listed) FILTER (WHERE f.signal = {sql_text(signal)} "
             f"AND k.listed IS NOT NULL), []::TIMESTAMPTZ[]) AS kt"
         )
     return (
         f"SELECT f.asset_id, f.observed_at, "
-        f"count(*) FILTER (WHERE f.signal = {_text(signal)}) AS n, {kev_col}, "
+        f"count(*) FILTER (WHERE f.signal = {sql_text(signal)}) AS n, {kev_col}, "
         f"max(f.evidence_id) AS e, max(f.stored_at) AS st "
         f"FROM facts f{kev_join} WHERE {domain_filter('f.signal', signal)}"
         f"{window.replace('observed_at', 'f.observed_at')} "
@@ -323,19 +319,19 @@ def pivot_sql(control: Control, steps: Sequence[datetime], types: dict[str, str]
             ever = f"{alias}f"
             joins.append(
                 f"LEFT JOIN (SELECT asset_id, min(observed_at) AS first FROM facts "
-                f"WHERE signal = {_text(signal)} GROUP BY asset_id) {ever} "
+                f"WHERE signal = {sql_text(signal)} GROUP BY asset_id) {ever} "
                 f"ON g.asset_id = {ever}.asset_id"
             )
             columns.append(
                 f"CASE WHEN {ever}.first <= g.t THEN TRUE WHEN (SELECT min(observed_at) FROM facts "
-                f"WHERE signal = {_text(signal)}) <= g.t THEN FALSE END "
+                f"WHERE signal = {sql_text(signal)}) <= g.t THEN FALSE END "
                 f'AS "{column(signal, EVER)}"'
             )
         if VALUE in features:
             cited.append(f"CASE WHEN {fresh} THEN {alias}.e END")
             stored.append(f"CASE WHEN {fresh} THEN {alias}.st END")
     excepted = (
-        f"EXISTS (SELECT 1 FROM exc WHERE exc.control_id = {_text(control.id)} "
+        f"EXISTS (SELECT 1 FROM exc WHERE exc.control_id = {sql_text(control.id)} "
         f"AND (exc.asset_id IS NULL OR exc.asset_id = g.asset_id) "
         f"AND exc.starts_at <= g.t AND g.t < exc.expires_at)"
     )
@@ -439,7 +435,7 @@ def evaluate_steps(
     if not steps:
         return []
     sql = _AGGREGATE.format(inner=_verdict_sql(control, steps, types))
-    rows = [tuple(r.values()) for r in connection.execute(sql).to_arrow_table().to_pylist()]
+    rows = [tuple(r.values()) for r in read_facts(connection, sql).to_pylist()]
     by_step: dict[datetime, tuple[list[KindCounts], set[int]]] = {}
     for t, kind, in_scope, excepted, passing, failing, unverified, backfilled, cited in rows:
         counts, ids = by_step.setdefault(t, ([], set()))
@@ -464,7 +460,7 @@ def evaluate_assets(
     """Every in-scope asset's status at one moment, with the values it was judged on."""
     sql = f"SELECT * FROM ({_verdict_sql(control, [at], types)}) v ORDER BY asset_id"
     results = []
-    for row in connection.execute(sql).to_arrow_table().to_pylist():
+    for row in read_facts(connection, sql).to_pylist():
         verdict = row["r"]
         status = (
             EXCEPTED

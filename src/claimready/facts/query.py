@@ -1,34 +1,12 @@
-"""Read facts back with DuckDB: the latest value of each signal per asset, as of a moment."""
+"""Read facts back with DuckDB: the facts of a tenant, newest first."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from claimready.facts.models import FactValue, StoredFact
-from claimready.facts.store import connect_duckdb
-
-_LATEST_SQL = """
-SELECT asset_id, signal, value_bool, value_num, value_text, value_time,
-       observed_at, evidence_id, ledger_index
-FROM (
-    SELECT *, row_number() OVER (
-        PARTITION BY asset_id, signal
-        ORDER BY observed_at DESC, evidence_id DESC
-    ) AS position
-    FROM read_parquet(?, hive_partitioning = false)
-    WHERE tenant_id = ? AND observed_at <= ? AND observed_at > ? AND list_contains(?, signal)
-)
-WHERE position = 1
-ORDER BY asset_id, signal
-"""
-
-_ASSETS_SQL = """
-SELECT DISTINCT asset_id FROM read_parquet(?, hive_partitioning = false)
-WHERE tenant_id = ? AND observed_at <= ?
-ORDER BY asset_id
-"""
+from claimready.facts.store import connect_duckdb, read_facts
 
 
 def _value(row: dict[str, object]) -> FactValue:
@@ -37,33 +15,6 @@ def _value(row: dict[str, object]) -> FactValue:
         if value is not None:
             return value  # type: ignore[return-value]
     raise ValueError(f"fact of asset {row['asset_id']} signal {row['signal']} has no value")
-
-
-def latest_facts(
-    *,
-    files: Sequence[Path],
-    tenant_id: int,
-    signals: Sequence[str],
-    at: datetime,
-    since: datetime,
-) -> list[StoredFact]:
-    """For each asset and signal, the newest fact observed in ``(since, at]``."""
-    if not files:
-        return []
-    params = [[str(f) for f in files], tenant_id, at, since, list(signals)]
-    with connect_duckdb() as connection:
-        table = connection.execute(_LATEST_SQL, params).to_arrow_table()
-    return [_stored(row) for row in table.to_pylist()]
-
-
-def assets_seen(*, files: Sequence[Path], tenant_id: int, at: datetime) -> list[int]:
-    """Assets with any fact observed at or before ``at``: what the tenant had by then."""
-    if not files:
-        return []
-    params = [[str(f) for f in files], tenant_id, at]
-    with connect_duckdb() as connection:
-        rows = connection.execute(_ASSETS_SQL, params).fetchall()
-    return [int(r[0]) for r in rows]
 
 
 _LIST_SQL = """
@@ -100,7 +51,7 @@ def list_facts(
         limit,
     ]
     with connect_duckdb() as connection:
-        table = connection.execute(_LIST_SQL, params).to_arrow_table()
+        table = read_facts(connection, _LIST_SQL, params)
     return [_stored(row) for row in table.to_pylist()]
 
 

@@ -433,9 +433,27 @@ def write_facts(
     return writer.close()
 
 
+def sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def sql_files(files: Sequence[Path]) -> str:
     """A DuckDB list literal of file paths."""
-    return "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    return "[" + ", ".join(sql_text(str(f)) for f in files) + "]"
+
+
+def read_facts(
+    connection: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] = ()
+) -> pa.Table:
+    """Run a query over fact files; a file DuckDB cannot read is one line naming it."""
+    try:
+        return connection.execute(sql, list(params)).to_arrow_table()
+    except duckdb.Error as exc:
+        lines = str(exc).strip().splitlines()
+        raise StorageError(
+            f"cannot read the stored facts: {lines[0] if lines else type(exc).__name__}"
+        ) from exc
 
 
 def connect_duckdb() -> duckdb.DuckDBPyConnection:
@@ -500,12 +518,12 @@ def compact_month(
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.tmp")
     order = ", ".join(name for name, _ in COMPACT_ORDER)
-    target = str(temporary).replace("'", "''")
+    target = str(temporary)
     merged = parquet_sql([facts_dir / p for p in paths])
     try:
         with connect_duckdb() as connection:
             counted = connection.execute(
-                f"COPY (SELECT * FROM {merged} ORDER BY {order}) TO '{target}' "  # noqa: S608
+                f"COPY (SELECT * FROM {merged} ORDER BY {order}) TO {sql_text(target)} "  # noqa: S608
                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {COMPACT_ROW_GROUP_ROWS})"
             ).fetchone()
         _fsync_rename(temporary, final)

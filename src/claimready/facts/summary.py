@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from claimready.facts.store import parquet_sql
+from claimready.facts.store import parquet_sql, read_facts
 
 KEYED_SIGNALS = ("kev.listed", "asset.tag")
 _COVERED = b"claimready.covered"
@@ -64,7 +64,7 @@ def _scan(
         f"{evidence}, epoch_us(min(observed_at)) AS first, epoch_us(max(observed_at)) AS last "
         f"FROM {parquet_sql(files)} WHERE tenant_id = {int(tenant_id)} GROUP BY ALL"
     )
-    return connection.execute(sql).to_arrow_table()
+    return read_facts(connection, sql)
 
 
 def _reduce(table: pa.Table) -> pa.Table:

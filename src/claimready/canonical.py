@@ -24,18 +24,29 @@ def _plain(value: Any) -> bool:
     That is strings, booleans, null, integers inside the IEEE 754 safe range,
     lists, and objects whose keys are ASCII (so sorting by code point equals
     RFC 8785's sort by UTF-16 code unit). Floats need ES6 number formatting
-    and go to the reference implementation.
+    and go to the reference implementation. A loop over a stack rather than
+    recursion: every ledger entry passes here.
     """
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-_SAFE_INTEGER < value < _SAFE_INTEGER)
-    if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
-    if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    return False
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_SAFE_INTEGER < item < _SAFE_INTEGER:
+                return False
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            extend(item.values())
+        elif kind is list or kind is tuple:
+            extend(item)
+        else:
+            return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 __all__ = ["UTC", "ensure_utc", "format_utc", "parse_duration", "parse_utc", "utcnow"]
@@ -41,9 +42,15 @@ def parse_utc(text: str) -> datetime:
 
 def format_utc(value: datetime) -> str:
     """Format as RFC 3339 in UTC with a ``Z`` suffix (microseconds only when non-zero)."""
-    utc = ensure_utc(value)
+    if value.tzinfo is UTC:
+        return _format_utc(value)  # the usual case, and often the same moment again
+    return _format_utc(ensure_utc(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_utc(utc: datetime) -> str:
     spec = "microseconds" if utc.microsecond else "seconds"
-    return utc.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+    return utc.isoformat(timespec=spec)[:-6] + "Z"  # "+00:00" becomes "Z"
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

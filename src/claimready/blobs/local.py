@@ -41,6 +41,7 @@ from claimready.blobs.base import (
     is_sha256,
 )
 from claimready.blobs.packs import (
+    ENTRY_SIZE,
     GONE_SUFFIX,
     PACK_DIR,
     TEMP_PREFIX,
@@ -120,17 +121,6 @@ def _open_source(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         yield stream
 
 
-@contextmanager
-def _open_raw_source(path: str | os.PathLike[str]) -> Iterator[io.FileIO]:
-    """As :func:`_open_source`, unbuffered: a pack copies through its own buffer."""
-    try:
-        stream = open(path, "rb", buffering=0)  # noqa: PTH123, SIM115 - hot path, closed below
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=Path(path)) from exc
-    with stream:
-        yield stream
-
-
 @functools.cache
 def _syncfs_call() -> Callable[[int], int] | None:
     """libc's ``syncfs``, where the platform has it."""
@@ -176,6 +166,7 @@ class LocalBlobStore(BlobStore):
         self._root = Path(root).expanduser()
         self._default_days = check_retention_days(default_retention_days)
         self._packs = PackSet(self._root / PACK_DIR)
+        self._swept = False  # temporary packs left by a crash: removed once per process
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self._root)!r})"
@@ -240,9 +231,13 @@ class LocalBlobStore(BlobStore):
         installed = False
         try:
             refs = []
+            known = functools.partial(self._is_stored, loose=loose, prefixes=prefixes)
             for path in paths:
-                with _open_raw_source(path) as stream:
-                    digest, size = writer.add(stream, lambda d: self._is_stored(d, loose, prefixes))
+                try:
+                    digest, size = writer.add_path(os.fspath(path), known)
+                except OSError as exc:
+                    reason = exc.strerror or str(exc)
+                    raise InputError(f"cannot read: {reason}", file=Path(path)) from exc
                 refs.append(BlobRef(sha256=digest, size=size))
             installed = self._install_pack(writer, loose)
         finally:
@@ -279,7 +274,9 @@ class LocalBlobStore(BlobStore):
         directory = self._root / PACK_DIR
         with self._store_lock(), self._storage_errors("write to", directory):
             self._packs.refresh()
-            self._remove_stale_temporaries(writer.path)
+            if not self._swept:
+                self._remove_stale_temporaries(writer.path)
+                self._swept = True
             prefixes = self._loose_prefixes()
             stored = {d for d in writer.entries if self._is_stored(d, loose, prefixes)}
             if stored:
@@ -293,12 +290,13 @@ class LocalBlobStore(BlobStore):
             meta = PackMeta(
                 stored_at=utcnow(), retain_until=default_retain_until(self._default_days)
             )
-            name = writer.finish(meta)
+            name, tail = writer.finish(meta)
             os.fsync(writer.fd)
             writer.path.replace(directory / name)
             writer.path = directory / name
             _fsync_dir(directory)
-            self._packs.refresh()
+            index = tail[: len(writer.entries) * ENTRY_SIZE]
+            self._packs.adopt(PackIndex(path=writer.path, index=index, meta=meta))
         return True
 
     def _remove_stale_temporaries(self, own: Path) -> None:
@@ -630,7 +628,7 @@ class LocalBlobStore(BlobStore):
                         f"stored content hashes to {found}; pack {pack.name} left as it is",
                         subject=f"blob {digest.hex()}",
                     )
-            name = writer.finish(pack.meta)
+            name, _tail = writer.finish(pack.meta)
             os.fsync(writer.fd)
             writer.path.replace(pack.path.parent / name)
             installed = True

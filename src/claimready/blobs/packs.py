@@ -270,6 +270,11 @@ class PackSet:
             gone_name = name + GONE_SUFFIX
             pack.gone = read_gone(self.directory / gone_name) if gone_name in names else set()
 
+    def adopt(self, pack: PackIndex) -> None:
+        """Add a pack this process has just installed, without reading it back."""
+        self.packs[pack.name] = pack
+        self._map(pack)
+
     def _map(self, pack: PackIndex) -> None:
         where, name, index = self._where, pack.name, pack.index
         for start in range(0, len(index), ENTRY_SIZE):
@@ -313,10 +318,11 @@ class ReadsInto(Protocol):
 class PackWriter:
     """Builds a pack in a temporary file under the pack directory.
 
-    :meth:`add` streams one source into the file, hashing it; a blob already
-    added, or one ``known`` says is stored, leaves nothing behind (its bytes
-    are overwritten by the next one). Small blobs are gathered in a 1 MiB
-    buffer and written together. Nothing is synced here.
+    :meth:`add` and :meth:`add_path` stream one source into the file,
+    hashing it; a blob already added, or one ``known`` says is stored, leaves
+    nothing behind (its bytes are overwritten by the next one). Sources are
+    read straight into one 1 MiB buffer, which is written out when full, so
+    small blobs cost no copy and no allocation. Nothing is synced here.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -325,37 +331,65 @@ class PackWriter:
         self.fd = fd
         self.path = Path(name)
         self.entries: dict[bytes, tuple[int, int]] = {}
-        self._buffer = bytearray(MAGIC)
+        self._buffer = bytearray(_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._view[: len(MAGIC)] = MAGIC
+        self._fill = len(MAGIC)
         self._flushed = 0
-        self._chunk = bytearray(_BUFFER)
 
     @property
     def end(self) -> int:
         """Where the next blob starts."""
-        return self._flushed + len(self._buffer)
+        return self._flushed + self._fill
+
+    def _write_out(self, data: memoryview | bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, self._flushed)
+            self._flushed += written
+            view = view[written:]
 
     def _flush(self) -> None:
-        with memoryview(self._buffer) as whole:
-            view = whole
-            while view:
-                written = os.pwrite(self.fd, view, self._flushed)
-                self._flushed += written
-                view = view[written:]
-            view.release()
-        del self._buffer[:]
+        self._write_out(self._view[: self._fill])
+        self._fill = 0
+
+    def _space(self) -> memoryview:
+        """The free part of the buffer, writing it out first when it is full."""
+        if self._fill == _BUFFER:
+            self._flush()
+        return self._view[self._fill :]
 
     def add(self, source: ReadsInto, known: Callable[[bytes], bool]) -> tuple[str, int]:
         """Append ``source`` unless its digest is known; return its hex digest and size."""
         start, hasher, size = self.end, hashlib.sha256(), 0
-        chunk = memoryview(self._chunk)
-        while count := source.readinto(chunk):
-            piece = chunk[:count]
-            hasher.update(piece)
-            self._buffer += piece
+        while count := source.readinto(space := self._space()):
+            hasher.update(space[:count])
+            self._fill += count
             size += count
-            if len(self._buffer) >= _BUFFER:
-                self._flush()
-        digest = hasher.digest()
+        return self._added(start, hasher.digest(), size, known)
+
+    def add_path(self, path: str, known: Callable[[bytes], bool]) -> tuple[str, int]:
+        """As :meth:`add` for the file at ``path``, read with plain system calls.
+
+        Raises :class:`OSError` when the file cannot be opened or read.
+        """
+        start, hasher, size = self.end, hashlib.sha256(), 0
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while count := os.readv(fd, [space := self._space()]):
+                hasher.update(space[:count])
+                self._fill += count
+                size += count
+        except BaseException:
+            self._rewind(start)
+            raise
+        finally:
+            os.close(fd)
+        return self._added(start, hasher.digest(), size, known)
+
+    def _added(
+        self, start: int, digest: bytes, size: int, known: Callable[[bytes], bool]
+    ) -> tuple[str, int]:
         if digest in self.entries or known(digest):
             self._rewind(start)
         else:
@@ -364,9 +398,9 @@ class PackWriter:
 
     def _rewind(self, start: int) -> None:
         if start >= self._flushed:
-            del self._buffer[start - self._flushed :]
+            self._fill = start - self._flushed
         else:
-            del self._buffer[:]
+            self._fill = 0
             self._flushed = start
 
     def drop(self, digests: set[bytes]) -> None:
@@ -383,29 +417,31 @@ class PackWriter:
             raise
         self.close(remove=True)
         self.fd, self.path, self.entries = fresh.fd, fresh.path, fresh.entries
-        self._buffer, self._flushed = fresh._buffer, fresh._flushed
+        self._buffer, self._view = fresh._buffer, fresh._view
+        self._fill, self._flushed = fresh._fill, fresh._flushed
 
     def copy_from(self, fd: int, offset: int, size: int) -> None:
         """Append ``size`` bytes read from ``fd`` at ``offset``, a chunk at a time."""
         done = 0
         while done < size:
-            piece = os.pread(fd, min(_BUFFER, size - done), offset + done)
-            if not piece:
+            space = self._space()
+            count = os.preadv(fd, [space[: size - done]], offset + done)
+            if not count:
                 raise OSError(f"{self.path}: source ends {size - done} bytes early")
-            self._buffer += piece
-            done += len(piece)
-            if len(self._buffer) >= _BUFFER:
-                self._flush()
+            self._fill += count
+            done += count
 
-    def finish(self, meta: PackMeta) -> str:
-        """Write the index, metadata and footer, make the file read-only; return its pack name."""
-        data_end = self.end
-        tail = encode_tail(self.entries, meta, data_end)
-        self._buffer += tail
+    def finish(self, meta: PackMeta) -> tuple[str, bytes]:
+        """Write the index, metadata and footer, make the file read-only.
+
+        Returns the pack's name and its tail (see :func:`encode_tail`).
+        """
+        tail = encode_tail(self.entries, meta, self.end)
         self._flush()
+        self._write_out(tail)
         os.ftruncate(self.fd, self._flushed)
         os.fchmod(self.fd, 0o444)
-        return pack_name(tail)
+        return pack_name(tail), tail
 
     def close(self, *, remove: bool) -> None:
         """Close the file, removing it unless it was installed."""

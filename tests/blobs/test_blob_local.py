@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -194,6 +195,21 @@ def test_put_files_leaves_no_temporary_files(tmp_path: Path) -> None:
     store.put_files([*paths, paths[0]])
     names = [path.name for path in (tmp_path / "packs").iterdir()]
     assert len(names) == 1 and names[0].startswith("pack-") and names[0].endswith(".pack")
+
+
+def test_put_files_removes_a_crashed_writers_temporary_pack(tmp_path: Path) -> None:
+    packs = tmp_path / "blobs" / "packs"
+    packs.mkdir(parents=True)
+    crashed = packs / ".tmp-crashed.pack"  # nobody holds its lock: its writer is gone
+    crashed.write_bytes(b"CRPACK1\npartial")
+    live = packs / ".tmp-live.pack"
+    live.write_bytes(b"CRPACK1\n")
+    with live.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+        store.put_files(sources(tmp_path / "src", 2))
+        assert not crashed.exists()
+        assert live.exists()  # a writer still at work keeps its file
 
 
 def test_put_files_installs_nothing_when_a_source_is_unreadable(tmp_path: Path) -> None:

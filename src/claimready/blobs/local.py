@@ -22,6 +22,7 @@ import heapq
 import io
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -101,6 +102,11 @@ class _Metadata:
         )
 
 
+#: How often a writer looks for temporary packs a crashed writer left (a scan of
+#: the pack directory), rather than at every batch.
+_SWEEP_SECONDS = 600.0
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -166,7 +172,7 @@ class LocalBlobStore(BlobStore):
         self._root = Path(root).expanduser()
         self._default_days = check_retention_days(default_retention_days)
         self._packs = PackSet(self._root / PACK_DIR)
-        self._swept = False  # temporary packs left by a crash: removed once per process
+        self._next_sweep = 0.0  # when to look for temporary packs left by a crash
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self._root)!r})"
@@ -274,9 +280,9 @@ class LocalBlobStore(BlobStore):
         directory = self._root / PACK_DIR
         with self._store_lock(), self._storage_errors("write to", directory):
             self._packs.refresh()
-            if not self._swept:
+            if time.monotonic() >= self._next_sweep:
                 self._remove_stale_temporaries(writer.path)
-                self._swept = True
+                self._next_sweep = time.monotonic() + _SWEEP_SECONDS
             prefixes = self._loose_prefixes()
             stored = {d for d in writer.entries if self._is_stored(d, loose, prefixes)}
             if stored:

@@ -28,7 +28,7 @@ def _plain(value: Any) -> bool:
     recursion: every ledger entry passes here.
     """
     stack = [value]
-    pop, extend = stack.pop, stack.extend
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
         item = pop()
         kind = type(item)
@@ -38,10 +38,11 @@ def _plain(value: Any) -> bool:
             if not -_SAFE_INTEGER < item < _SAFE_INTEGER:
                 return False
         elif kind is dict:
-            for key in item:
+            for key, member in item.items():
                 if type(key) is not str or not key.isascii():
                     return False
-            extend(item.values())
+                if type(member) is not str:  # most members are: skip the stack
+                    push(member)
         elif kind is list or kind is tuple:
             extend(item)
         else:

@@ -169,4 +169,11 @@ def test_cli_evaluate_gaps_and_controls(run: Run, tmp_path: Path) -> None:
     code, _, err = run("evaluate", "--tenant", "acme", "--window", "soon")
     assert code == 2 and "--window" in err
     code, out, _ = run("controls", "show", "edr-coverage", "--tenant", "acme", "--json")
-    assert code == 0 and json.loads(out)["assets"] == []
+    shown = json.loads(out)
+    assert code == 0 and shown["assets"] == []
+    csf = [f for f in shown["frameworks"] if f["framework"] == "nist-csf-2.0"]
+    assert [f["id"] for f in csf] == ["DE.CM-09"]
+    assert csf[0]["text"].startswith("Computing hardware and software, runtime environments")
+    code, out, _ = run("controls", "show", "edr-coverage", "--tenant", "acme")
+    assert code == 0
+    assert "nist-csf-2.0 DE.CM-09: Computing hardware and software, runtime" in out

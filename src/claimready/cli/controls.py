@@ -19,6 +19,7 @@ from claimready.controls.pack import Control
 from claimready.db.engine import transaction
 from claimready.errors import UsageError
 from claimready.evidence.service import default_collector
+from claimready.frameworks.catalog import mapped_items
 from claimready.tenants import service as tenants
 from claimready.timeutil import format_utc, parse_duration, utcnow
 
@@ -179,6 +180,7 @@ def show_control(
     )
     data: dict[str, Any] = {
         "control": _control_json(control),
+        "frameworks": mapped_items(control.spec.frameworks),
         "at": format_utc(moment),
         "assets": [
             {
@@ -200,6 +202,12 @@ def show_control(
     console.print(f"[bold]{control.id}[/]  {control.spec.title}")
     console.print(f"  {control.spec.objective}", markup=False, soft_wrap=True)
     console.print(f"  predicate: {control.predicate.source}", markup=False, soft_wrap=True)
+    if data["frameworks"]:
+        console.print("  frameworks:")
+    for item in data["frameworks"]:
+        words = item["text"] or item["title"] or "(not in the catalog)"
+        line = f"    {item['framework']} {item['id']}: {words}"
+        console.print(line, markup=False, soft_wrap=True)
     table = Table(title=f"assets at {data['at']}", title_justify="left")
     for name in ("asset", "kind", "status", "judged on", "evidence"):
         table.add_column(name)

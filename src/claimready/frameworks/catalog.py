@@ -2,13 +2,17 @@
 
 Each catalog lists the identifiers of one framework (NIST CSF 2.0, NIST SP
 800-53 rev5, CIS Controls v8.1, ISO/IEC 27001:2022 Annex A, SOC 2, Marsh's
-12 key controls) with a title; ``text`` says whether the titles are the
-framework's own (``titles``), identifiers with labels (``identifiers``), or
-our own paraphrases (``paraphrase``, where the licence forbids the text).
+12 key controls) with a title, and where we carry it, the item's own ``text``
+(a CSF outcome statement, for instance). The catalog's ``text`` says what the
+wording is: the framework's own titles and full text (``full``), the
+framework's own titles (``titles``), identifiers with labels
+(``identifiers``), or our own paraphrases (``paraphrase``, where the licence
+forbids the text).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
@@ -30,6 +34,7 @@ class CatalogItem(BaseModel):
     title: str = Field(min_length=1)
     kind: str | None = None
     oscal_id: str | None = None
+    text: str | None = Field(default=None, min_length=1)
 
 
 class Catalog(BaseModel):
@@ -42,7 +47,7 @@ class Catalog(BaseModel):
     version: str
     source: str
     licence: str
-    text: Literal["titles", "identifiers", "paraphrase"]
+    text: Literal["full", "titles", "identifiers", "paraphrase"]
     items: tuple[CatalogItem, ...] = Field(min_length=1)
 
     def ids(self) -> frozenset[str]:
@@ -90,3 +95,25 @@ def unknown_mappings(mappings: dict[str, tuple[str, ...]]) -> list[str]:
         known = load_catalog(framework).ids()
         missing.extend(f"{framework}:{i}" for i in ids if i not in known)
     return missing
+
+
+def mapped_items(mappings: Mapping[str, Sequence[str]]) -> list[dict[str, str | None]]:
+    """Each mapped identifier with its catalog's title and text, in mapping order.
+
+    ``title`` and ``text`` are None where the catalog lacks them (an unknown
+    framework or identifier, or a catalog without full text).
+    """
+    rows: list[dict[str, str | None]] = []
+    for framework, ids in mappings.items():
+        catalog = load_catalog(framework) if framework in FRAMEWORKS else None
+        for item_id in ids:
+            item = catalog.get(item_id) if catalog is not None else None
+            rows.append(
+                {
+                    "framework": framework,
+                    "id": item_id,
+                    "title": item.title if item is not None else None,
+                    "text": item.text if item is not None else None,
+                }
+            )
+    return rows

@@ -28,12 +28,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from claimready.connectors.base import Collected, EvidenceFile
+from claimready.connectors.base import Collected, Connector, EvidenceFile
 from claimready.connectors.files import parse_json
 from claimready.errors import CollectionError, ConfigError, InputError
 from claimready.timeutil import parse_duration, utcnow
@@ -422,3 +422,28 @@ def lookback_start(settings: Mapping[str, str], *, default: str = "1d") -> datet
 def collected(kind: str, data: bytes, *, suffix: str = "json") -> Collected:
     """A collected document named after its kind and the collection time."""
     return Collected(f"{kind}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}.{suffix}", data)
+
+
+class MicrosoftLiveConnector(Connector):
+    """A connector that collects one Microsoft API listing with an app registration.
+
+    Subclasses declare ``collector``, the function that fetches the listing
+    (``collector(http, config)``, or with ``uses_lookback``
+    ``collector(http, config, since=...)``), and ``uses_lookback``: whether
+    only what falls within the ``lookback`` setting (default 1d) is collected.
+    """
+
+    live = True
+    collector: ClassVar[Callable[..., bytes]]
+    uses_lookback: ClassVar[bool] = False
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """The listing, from the settings' tenant and client and the ``client_secret``."""
+        config = microsoft_config(settings, secrets)
+        if self.uses_lookback:
+            data = self.collector(http, config, since=lookback_start(settings))
+        else:
+            data = self.collector(http, config)
+        return [collected(self.kind, data)]

@@ -36,7 +36,7 @@ import httpx
 from claimready.connectors.base import Collected, Connector, EvidenceFile
 from claimready.connectors.files import parse_json
 from claimready.errors import CollectionError, ConfigError, InputError
-from claimready.timeutil import parse_duration, utcnow
+from claimready.timeutil import format_utc, parse_duration, utcnow
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -291,6 +291,28 @@ def _checked_next(first: str, link: Any, *, source: str) -> str | None:
             source=source,
         )
     return link
+
+
+def collect_microsoft_listing(
+    client: httpx.Client,
+    config: MicrosoftConfig,
+    base_url: str,
+    path: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    sleep: Sleep = time.sleep,
+) -> bytes:
+    """Every page of the listing at ``base_url`` + ``path``, with an app-only token for that API."""
+    base = base_url.rstrip("/")
+    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
+    return collect_odata(
+        client, f"{base}{path}", token=token, retry=config.retry, params=params, sleep=sleep
+    )
+
+
+def since_filter(field_name: str, since: datetime | None) -> dict[str, str] | None:
+    """The OData ``$filter`` keeping items whose ``field_name`` is at or after ``since``."""
+    return None if since is None else {"$filter": f"{field_name} ge {format_utc(since)}"}
 
 
 # Okta paging -----------------------------------------------------------------------------

@@ -42,14 +42,13 @@ from claimready.connectors.live import (
     MicrosoftConfig,
     MicrosoftLiveConnector,
     Sleep,
-    collect_odata,
-    fetch_microsoft_token,
+    collect_microsoft_listing,
     odata_records,
     read_json_evidence,
+    since_filter,
 )
 from claimready.connectors.registry import hookimpl
 from claimready.facts.models import Fact
-from claimready.timeutil import format_utc
 
 KIND = "defender_alerts"
 MACHINE_SOURCE = "defender"
@@ -85,11 +84,9 @@ def collect_defender_alerts(
 
     Needs the application permission ``Alert.Read.All`` on WindowsDefenderATP.
     """
-    base = config.defender_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    params = None if since is None else {"$filter": f"alertCreationTime ge {format_utc(since)}"}
-    return collect_odata(
-        client, f"{base}{ALERTS_PATH}", token=token, retry=config.retry, params=params, sleep=sleep
+    params = since_filter("alertCreationTime", since)
+    return collect_microsoft_listing(
+        client, config, config.defender_url, ALERTS_PATH, params=params, sleep=sleep
     )
 
 

@@ -55,14 +55,13 @@ from claimready.connectors.live import (
     MicrosoftConfig,
     MicrosoftLiveConnector,
     Sleep,
-    collect_odata,
-    fetch_microsoft_token,
+    collect_microsoft_listing,
     odata_records,
     read_json_evidence,
+    since_filter,
 )
 from claimready.connectors.registry import hookimpl
 from claimready.facts.models import Fact
-from claimready.timeutil import format_utc
 
 REGISTRATION_KIND = "entra_registration"
 SIGNINS_KIND = "entra_signins"
@@ -116,10 +115,8 @@ def collect_entra_registration(
 
     Needs the application permission ``AuditLog.Read.All``.
     """
-    base = config.graph_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    return collect_odata(
-        client, f"{base}{REGISTRATION_PATH}", token=token, retry=config.retry, sleep=sleep
+    return collect_microsoft_listing(
+        client, config, config.graph_url, REGISTRATION_PATH, sleep=sleep
     )
 
 
@@ -134,11 +131,9 @@ def collect_entra_signins(
 
     Needs the application permissions ``AuditLog.Read.All`` and ``Directory.Read.All``.
     """
-    base = config.graph_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    params = None if since is None else {"$filter": f"createdDateTime ge {format_utc(since)}"}
-    return collect_odata(
-        client, f"{base}{SIGNINS_PATH}", token=token, retry=config.retry, params=params, sleep=sleep
+    params = since_filter("createdDateTime", since)
+    return collect_microsoft_listing(
+        client, config, config.graph_url, SIGNINS_PATH, params=params, sleep=sleep
     )
 
 

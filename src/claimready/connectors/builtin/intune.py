@@ -51,8 +51,7 @@ from claimready.connectors.live import (
     MicrosoftConfig,
     MicrosoftLiveConnector,
     Sleep,
-    collect_odata,
-    fetch_microsoft_token,
+    collect_microsoft_listing,
     odata_records,
     read_json_evidence,
 )
@@ -93,11 +92,7 @@ def collect_intune_devices(
 
     Needs the application permission ``DeviceManagementManagedDevices.Read.All``.
     """
-    base = config.graph_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    return collect_odata(
-        client, f"{base}{DEVICES_PATH}", token=token, retry=config.retry, sleep=sleep
-    )
+    return collect_microsoft_listing(client, config, config.graph_url, DEVICES_PATH, sleep=sleep)
 
 
 class IntuneConnector(MicrosoftLiveConnector, JsonMarkerConnector):

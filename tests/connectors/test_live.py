@@ -533,3 +533,28 @@ def test_json_markers_need_a_marker_or_every_field_and_never_claim_a_zip() -> No
             raise NotImplementedError
 
     assert not Undeclared().detect(name="any.json", head=b'{"value": []}')
+
+
+def test_okta_connectors_collect_with_the_api_token_and_the_lookback(
+    api: RecordedApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "utcnow", lambda: COLLECTED)
+    api.serve_okta("/api/v1/users", [{"id": "u1"}])
+    api.serve_okta("/api/v1/users/u1/factors", [{"factorType": "push"}])
+    api.serve_okta("/api/v1/logs", [{"eventType": "user.session.start"}])
+    settings = {"org_url": ORG, "lookback": "3h"}
+    secrets = {"api_token": API_TOKEN}
+    connectors = all_connectors()
+    with api.client() as client:
+        (users,) = connectors["okta_users"].collect(settings=settings, secrets=secrets, http=client)
+        (logs,) = connectors["okta_logs"].collect(settings=settings, secrets=secrets, http=client)
+    assert users.name == "okta_users-20261127T120000Z.json"
+    assert json.loads(users.data) == {
+        "users": [{"id": "u1"}],
+        "factors": {"u1": [{"factorType": "push"}]},
+    }
+    assert logs.name == "okta_logs-20261127T120000Z.json"
+    assert json.loads(logs.data) == [{"eventType": "user.session.start"}]
+    (listing,) = [r for r in api.requests if r.url.path == "/api/v1/logs"]
+    assert listing.url.params["since"] == "2026-11-27T09:00:00Z"
+    assert all("since" not in r.url.params for r in api.requests if r.url.path != "/api/v1/logs")

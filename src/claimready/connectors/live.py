@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -446,26 +446,48 @@ def collected(kind: str, data: bytes, *, suffix: str = "json") -> Collected:
     return Collected(f"{kind}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}.{suffix}", data)
 
 
-class MicrosoftLiveConnector(Connector):
-    """A connector that collects one Microsoft API listing with an app registration.
+class ConfigReader(Protocol):
+    """Reads a source's declared settings and secrets into a collector's configuration."""
 
-    Subclasses declare ``collector``, the function that fetches the listing
-    (``collector(http, config)``, or with ``uses_lookback``
-    ``collector(http, config, since=...)``), and ``uses_lookback``: whether
-    only what falls within the ``lookback`` setting (default 1d) is collected.
+    def __call__(self, settings: Mapping[str, str], secrets: Mapping[str, str], /) -> object:
+        """The configuration; ConfigError naming what is missing or wrong."""
+
+
+class LiveApiConnector(Connector):
+    """A connector that collects one document from its source's API.
+
+    Subclasses declare ``configure``, which reads the source's declared
+    settings and secrets into the collector's configuration; ``collector``,
+    the function that fetches the document (``collector(http, config)``, or
+    with ``uses_lookback`` ``collector(http, config, since=...)``); and
+    ``uses_lookback``: whether only what falls within the ``lookback``
+    setting (default 1d) is collected.
     """
 
     live = True
+    configure: ClassVar[ConfigReader]
     collector: ClassVar[Callable[..., bytes]]
     uses_lookback: ClassVar[bool] = False
 
     def collect(
         self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
     ) -> list[Collected]:
-        """The listing, from the settings' tenant and client and the ``client_secret``."""
-        config = microsoft_config(settings, secrets)
+        """The document, fetched with the configuration read from settings and secrets."""
+        config = self.configure(settings, secrets)
         if self.uses_lookback:
             data = self.collector(http, config, since=lookback_start(settings))
         else:
             data = self.collector(http, config)
         return [collected(self.kind, data)]
+
+
+class MicrosoftLiveConnector(LiveApiConnector):
+    """Collects from a Microsoft API with an app registration (see :func:`microsoft_config`)."""
+
+    configure = staticmethod(microsoft_config)
+
+
+class OktaLiveConnector(LiveApiConnector):
+    """Collects from the Okta management API with an API token (see :func:`okta_config`)."""
+
+    configure = staticmethod(okta_config)

@@ -33,8 +33,8 @@ from claimready.connectors.builtin.aws import (
     collect_security_hub_findings,
 )
 from claimready.connectors.registry import detect_connector
-from claimready.errors import InputError
 from claimready.timeutil import parse_utc
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_live import (
     AWS,
     assert_well_formed,
@@ -184,13 +184,8 @@ def test_wrong_shapes_name_file_record_and_field(
 ) -> None:
     path = tmp_path / "aws.json"
     path.write_text(text)
-    with pytest.raises(InputError, match=message) as caught:
+    with raises_input_error(file="aws.json", record=record, field=field, match=message):
         normalize_path(connector, path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "aws.json",
-        record,
-        field,
-    )
 
 
 @settings(max_examples=50, deadline=None)

@@ -20,6 +20,7 @@ from claimready.connectors.builtin.backups import (
 )
 from claimready.connectors.registry import detect_connector
 from claimready.errors import InputError
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_jsonlines import (
     FUZZ,
     facts_by,
@@ -159,13 +160,8 @@ def test_wrong_shapes_name_record_and_field(
 ) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(InputError) as caught:
+    with raises_input_error(file="bad.json", record=record, field=field):
         normalize_file(connector, path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "bad.json",
-        record,
-        field,
-    )
 
 
 def test_csv_without_required_columns(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from claimready.connectors.builtin.defender_alerts import (
     collect_defender_alerts,
 )
 from claimready.connectors.registry import detect_connector
-from claimready.errors import InputError
 from claimready.timeutil import parse_utc
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_live import (
     MICROSOFT,
     RecordedApi,
@@ -138,13 +138,8 @@ def test_wrong_shapes_name_file_record_and_field(
 ) -> None:
     path = tmp_path / "alerts.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(InputError, match=message) as caught:
+    with raises_input_error(file="alerts.json", record=record, field=field, match=message):
         normalize_path(CONNECTOR, path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "alerts.json",
-        record,
-        field,
-    )
 
 
 @settings(max_examples=80, deadline=None)

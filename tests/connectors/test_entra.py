@@ -27,8 +27,8 @@ from claimready.connectors.builtin.entra import (
     collect_entra_signins,
 )
 from claimready.connectors.registry import detect_connector
-from claimready.errors import InputError
 from claimready.timeutil import parse_utc
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_live import (
     MICROSOFT,
     RecordedApi,
@@ -175,13 +175,8 @@ def test_wrong_shapes_name_file_record_and_field(
 ) -> None:
     path = tmp_path / "graph.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(InputError, match=message) as caught:
+    with raises_input_error(file="graph.json", record=record, field=field, match=message):
         normalize_path(connector, path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "graph.json",
-        record,
-        field,
-    )
 
 
 @settings(max_examples=50, deadline=None)

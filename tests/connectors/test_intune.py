@@ -20,8 +20,8 @@ from claimready.connectors.builtin.intune import (
     collect_intune_devices,
 )
 from claimready.connectors.registry import detect_connector
-from claimready.errors import InputError
 from claimready.timeutil import parse_utc
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_live import (
     MICROSOFT,
     RecordedApi,
@@ -119,13 +119,8 @@ def test_wrong_shapes_name_file_record_and_field(
 ) -> None:
     path = tmp_path / "devices.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(InputError, match=message) as caught:
+    with raises_input_error(file="devices.json", record=record, field=field, match=message):
         normalize_path(CONNECTOR, path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "devices.json",
-        record,
-        field,
-    )
 
 
 @settings(max_examples=60, deadline=None)

@@ -20,7 +20,9 @@ import httpx
 import pytest
 from hypothesis import strategies as st
 
-from claimready.connectors.base import Connector, EvidenceFile, Normalized
+from claimready.connectors import live
+from claimready.connectors.base import Connector, EvidenceFile, JsonMarkerConnector, Normalized
+from claimready.connectors.files import ZIP_SIGNATURE
 from claimready.connectors.live import (
     MicrosoftConfig,
     OktaConfig,
@@ -464,3 +466,95 @@ def test_endpoint_names_drop_query_and_credentials() -> None:
     assert (
         endpoint_name("https://user:pw@h.example:8443/a/b?token=x") == "https://h.example:8443/a/b"
     )
+
+
+# Connectors declared on the shared classes -----------------------------------------------
+
+MICROSOFT_LISTINGS = [
+    ("defender_alerts", "/api/alerts", "defender_alerts.json", "alertCreationTime"),
+    (
+        "entra_registration",
+        "/v1.0/reports/authenticationMethods/userRegistrationDetails",
+        "entra_registration.json",
+        None,
+    ),
+    ("entra_signins", "/v1.0/auditLogs/signIns", "entra_signins.json", "createdDateTime"),
+    ("intune", "/v1.0/deviceManagement/managedDevices", "intune_managed_devices.json", None),
+]
+
+
+@pytest.mark.parametrize(("kind", "path", "fixture", "filtered_on"), MICROSOFT_LISTINGS)
+def test_microsoft_connectors_collect_their_listing_within_the_lookback(
+    api: RecordedApi,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    path: str,
+    fixture: str,
+    filtered_on: str | None,
+) -> None:
+    monkeypatch.setattr(live, "utcnow", lambda: COLLECTED)
+    api.serve_token()
+    api.serve_odata(path, MICROSOFT / fixture, page_size=1000)
+    connector = all_connectors()[kind]
+    settings = {"tenant_id": "contoso-tenant", "client_id": "app", "lookback": "2d"}
+    with api.client() as client:
+        (item,) = connector.collect(
+            settings=settings, secrets={"client_secret": SECRET}, http=client
+        )
+    assert connector.live
+    assert item.name == f"{kind}-20261127T120000Z.json"
+    expected = json.loads((MICROSOFT / fixture).read_text())["value"]
+    assert json.loads(item.data)["value"] == expected
+    token, listing = api.requests
+    assert token.url.path == "/contoso-tenant/oauth2/v2.0/token"
+    assert listing.url.path == path
+    window = None if filtered_on is None else f"{filtered_on} ge 2026-11-25T12:00:00Z"
+    assert listing.url.params.get("$filter") == window
+
+
+def test_json_markers_need_a_marker_or_every_field_and_never_claim_a_zip() -> None:
+    intune = all_connectors()["intune"]
+
+    def claims(head: bytes) -> bool:
+        return intune.detect(name="devices.json", head=head)
+
+    assert claims(b'{"@odata.context": "$metadata#deviceManagement/managedDevices"}')
+    assert claims(b'[{"complianceState": "x", "azureADDeviceId": "y"}]')
+    assert claims(b'[{"complianceState": "x", "managedDeviceOwnerType": "y"}]')
+    assert not claims(b'[{"complianceState": "x"}]')
+    assert not claims(b'[{"azureADDeviceId": "y", "managedDeviceOwnerType": "z"}]')
+    assert not claims(b'[{"complianceState": "x", azureADDeviceId: "y"}]')
+    assert not claims(ZIP_SIGNATURE + b"$metadata#deviceManagement/managedDevices")
+
+    class Undeclared(JsonMarkerConnector):
+        def normalize(
+            self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
+        ) -> Normalized:
+            raise NotImplementedError
+
+    assert not Undeclared().detect(name="any.json", head=b'{"value": []}')
+
+
+def test_okta_connectors_collect_with_the_api_token_and_the_lookback(
+    api: RecordedApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "utcnow", lambda: COLLECTED)
+    api.serve_okta("/api/v1/users", [{"id": "u1"}])
+    api.serve_okta("/api/v1/users/u1/factors", [{"factorType": "push"}])
+    api.serve_okta("/api/v1/logs", [{"eventType": "user.session.start"}])
+    settings = {"org_url": ORG, "lookback": "3h"}
+    secrets = {"api_token": API_TOKEN}
+    connectors = all_connectors()
+    with api.client() as client:
+        (users,) = connectors["okta_users"].collect(settings=settings, secrets=secrets, http=client)
+        (logs,) = connectors["okta_logs"].collect(settings=settings, secrets=secrets, http=client)
+    assert users.name == "okta_users-20261127T120000Z.json"
+    assert json.loads(users.data) == {
+        "users": [{"id": "u1"}],
+        "factors": {"u1": [{"factorType": "push"}]},
+    }
+    assert logs.name == "okta_logs-20261127T120000Z.json"
+    assert json.loads(logs.data) == [{"eventType": "user.session.start"}]
+    (listing,) = [r for r in api.requests if r.url.path == "/api/v1/logs"]
+    assert listing.url.params["since"] == "2026-11-27T09:00:00Z"
+    assert all("since" not in r.url.params for r in api.requests if r.url.path != "/api/v1/logs")

@@ -21,6 +21,7 @@ from claimready.connectors.builtin import nessus
 from claimready.connectors.builtin.nessus import NessusConnector, parse_nessus_time
 from claimready.connectors.registry import detect_connector
 from claimready.errors import InputError
+from tests.connectors.helpers import flipped_bytes, input_error_from, raises_input_error
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "nessus"
 CVSS3 = SAMPLES / "nessus_with_cvssv3.nessus"
@@ -205,11 +206,8 @@ def test_malformed_reports_name_file_record_and_field(
     tmp_path: Path, text: str, record: object, field: str | None, message: str
 ) -> None:
     path = _write(tmp_path, text)
-    with pytest.raises(InputError, match=message) as caught:
+    with raises_input_error(file=path.name, record=record, field=field, match=message):
         _normalize(path)
-    assert caught.value.file == path.name
-    assert caught.value.record == record
-    assert caught.value.field == field
 
 
 def test_batches_are_bounded_and_merge_to_normalize(tmp_path: Path) -> None:
@@ -249,30 +247,11 @@ def test_nessus_time_parser() -> None:
             parse_nessus_time(bad)
 
 
-_FUZZ_BASE = CVSS3.read_bytes()
-
-
-@st.composite
-def _mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(_FUZZ_BASE)
-    for _ in range(draw(st.integers(0, 8))):
-        position = draw(st.integers(0, len(data) - 1))
-        data[position] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=_mutated())
+@given(data=flipped_bytes(CVSS3.read_bytes()))
 def test_mutated_reports_only_ever_raise_input_error(data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fuzz.nessus"
-        path.write_bytes(data)
-        try:
-            _normalize(path)
-        except InputError as exc:
-            assert exc.file == "fuzz.nessus"
+    error = input_error_from(_normalize, data, "fuzz.nessus")
+    assert error is None or error.file == "fuzz.nessus"
 
 
 # Reading a report in two processes --------------------------------------------------------

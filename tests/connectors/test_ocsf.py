@@ -14,6 +14,7 @@ from hypothesis import given
 from claimready.connectors.builtin.ocsf import OcsfConnector
 from claimready.connectors.registry import detect_connector
 from claimready.errors import InputError
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_jsonlines import (
     FUZZ,
     facts_by,
@@ -106,13 +107,8 @@ def test_schema_failures_name_record_and_json_path(tmp_path: Path, mutate: Any, 
     mutate(events[1])
     path = tmp_path / "bad.ocsf.json"
     path.write_text(json.dumps(events))
-    with pytest.raises(InputError) as caught:
+    with raises_input_error(file="bad.ocsf.json", record=1, field=field):
         normalize_file(OcsfConnector(), path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "bad.ocsf.json",
-        1,
-        field,
-    )
 
 
 def test_jsonlines_errors_name_the_line(tmp_path: Path) -> None:

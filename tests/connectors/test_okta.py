@@ -26,8 +26,9 @@ from claimready.connectors.builtin.okta import (
     collect_okta_users,
 )
 from claimready.connectors.registry import detect_connector
-from claimready.errors import CollectionError, InputError
+from claimready.errors import CollectionError
 from claimready.timeutil import parse_utc
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_live import (
     OKTA,
     RecordedApi,
@@ -180,13 +181,8 @@ def test_wrong_shapes_name_file_record_and_field(
 ) -> None:
     path = tmp_path / "okta.json"
     path.write_text(text)
-    with pytest.raises(InputError, match=message) as caught:
+    with raises_input_error(file="okta.json", record=record, field=field, match=message):
         normalize_path(connector, path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "okta.json",
-        record,
-        field,
-    )
 
 
 @settings(max_examples=50, deadline=None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,13 +9,12 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from claimready.connectors.base import EvidenceFile, Normalized
 from claimready.connectors.builtin.openvas import OpenVasConnector, severity_word
 from claimready.connectors.registry import detect_connector
-from claimready.errors import InputError
 from claimready.timeutil import parse_utc
+from tests.connectors.helpers import flipped_bytes, input_error_from, raises_input_error
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "openvas"
 COLLECTED = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -148,13 +146,8 @@ def test_malformed_reports_name_file_record_and_field(
     tmp_path: Path, text: str, record: object, field: str | None, message: str
 ) -> None:
     path = _write(tmp_path, text)
-    with pytest.raises(InputError, match=message) as caught:
+    with raises_input_error(file=path.name, record=record, field=field, match=message):
         _normalize(path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        path.name,
-        record,
-        field,
-    )
 
 
 def test_severity_words() -> None:
@@ -163,26 +156,8 @@ def test_severity_words() -> None:
     ]  # fmt: skip
 
 
-_FUZZ_BASE = (SAMPLES / "one_vuln.xml").read_bytes()
-
-
-@st.composite
-def _mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(_FUZZ_BASE)
-    for _ in range(draw(st.integers(0, 8))):
-        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-    if draw(st.booleans()):
-        data = data[: draw(st.integers(0, len(data)))]
-    return bytes(data)
-
-
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=_mutated())
+@given(data=flipped_bytes((SAMPLES / "one_vuln.xml").read_bytes()))
 def test_mutated_reports_only_ever_raise_input_error(data: bytes) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fuzz.xml"
-        path.write_bytes(data)
-        try:
-            _normalize(path)
-        except InputError as exc:
-            assert exc.file == "fuzz.xml"
+    error = input_error_from(_normalize, data, "fuzz.xml")
+    assert error is None or error.file == "fuzz.xml"

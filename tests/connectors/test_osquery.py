@@ -12,7 +12,7 @@ from hypothesis import given
 
 from claimready.connectors.builtin.osquery import OsqueryConnector
 from claimready.connectors.registry import detect_connector
-from claimready.errors import InputError
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_jsonlines import (
     FUZZ,
     facts_by,
@@ -129,13 +129,8 @@ def test_unreadable_query_time_is_a_warning() -> None:
 def test_wrong_shapes_name_line_and_field(tmp_path: Path, line: dict[str, Any], field: str) -> None:
     path = tmp_path / "results.log"
     path.write_text(json.dumps(line) + "\n")
-    with pytest.raises(InputError) as caught:
+    with raises_input_error(file="results.log", record="line 1", field=field):
         normalize_file(OsqueryConnector(), path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "results.log",
-        "line 1",
-        field,
-    )
 
 
 def test_observed_at_wins_and_deterministic() -> None:

@@ -25,6 +25,7 @@ from claimready.connectors.builtin.wazuh import (
 from claimready.connectors.builtin.wazuh_alerts import WazuhAlertsConnector
 from claimready.connectors.registry import detect_connector
 from claimready.errors import InputError
+from tests.connectors.helpers import raises_input_error
 from tests.connectors.test_jsonlines import (
     FUZZ,
     facts_by,
@@ -216,13 +217,8 @@ def test_alert_shapes_name_line_and_field(
 ) -> None:
     path = tmp_path / "alerts.json"
     path.write_text(text)
-    with pytest.raises(InputError) as caught:
+    with raises_input_error(file="alerts.json", record=record, field=field):
         normalize_file(WazuhAlertsConnector(), path)
-    assert (caught.value.file, caught.value.record, caught.value.field) == (
-        "alerts.json",
-        record,
-        field,
-    )
 
 
 def test_vulnerability_shapes_name_record_and_field(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from claimready.assets.identity import AssetObservation
+from claimready.connectors.files import ZIP_SIGNATURE
 from claimready.errors import UsageError
 from claimready.facts.models import Fact
 
@@ -141,3 +142,36 @@ class Connector(ABC):
         connector overrides this and defines ``normalize`` by merging.
         """
         yield self.normalize(evidence, observed_at=observed_at, collected_at=collected_at)
+
+
+class JsonMarkerConnector(Connector):
+    """A connector for a JSON format recognized by what its first bytes contain.
+
+    Subclasses declare ``detect_markers``, byte strings any one of which
+    identifies the format (an OData ``$metadata#...`` context, say), and
+    ``detect_fields``, the field names that identify records without a marker:
+    every entry must appear as a quoted key, and an entry that is a tuple of
+    names is satisfied by any one of them. A zip archive is never claimed.
+    """
+
+    detect_markers: tuple[bytes, ...] = ()
+    detect_fields: tuple[str | tuple[str, ...], ...] = ()
+
+    def detect(self, *, name: str, head: bytes) -> bool:
+        """Not a zip archive, and one of ``detect_markers`` or every ``detect_fields`` entry."""
+        if head.startswith(ZIP_SIGNATURE):
+            return False
+        if any(marker in head for marker in self.detect_markers):
+            return True
+        return bool(self.detect_fields) and all(
+            any(_quoted(key) in head for key in _alternatives(entry))
+            for entry in self.detect_fields
+        )
+
+
+def _alternatives(entry: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (entry,) if isinstance(entry, str) else entry
+
+
+def _quoted(key: str) -> bytes:
+    return f'"{key}"'.encode()

@@ -11,6 +11,7 @@ from claimready.errors import InputError
 
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
+ZIP_SIGNATURE = b"PK\x03\x04"
 
 
 def parse_json(data: bytes, *, file: str) -> Any:
@@ -30,7 +31,7 @@ def parse_json(data: bytes, *, file: str) -> Any:
 def is_zip(path: Path) -> bool:
     """True when the file starts with a zip signature."""
     with path.open("rb") as handle:
-        return handle.read(4) == b"PK\x03\x04"
+        return handle.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
 
 
 def read_zip_member(path: Path, *, display_name: str, suffix: str) -> tuple[str, bytes] | None:

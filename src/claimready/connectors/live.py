@@ -28,15 +28,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from claimready.connectors.base import Collected, EvidenceFile
+from claimready.connectors.base import Collected, Connector, EvidenceFile
 from claimready.connectors.files import parse_json
 from claimready.errors import CollectionError, ConfigError, InputError
-from claimready.timeutil import parse_duration, utcnow
+from claimready.timeutil import format_utc, parse_duration, utcnow
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -293,6 +293,28 @@ def _checked_next(first: str, link: Any, *, source: str) -> str | None:
     return link
 
 
+def collect_microsoft_listing(
+    client: httpx.Client,
+    config: MicrosoftConfig,
+    base_url: str,
+    path: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    sleep: Sleep = time.sleep,
+) -> bytes:
+    """Every page of the listing at ``base_url`` + ``path``, with an app-only token for that API."""
+    base = base_url.rstrip("/")
+    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
+    return collect_odata(
+        client, f"{base}{path}", token=token, retry=config.retry, params=params, sleep=sleep
+    )
+
+
+def since_filter(field_name: str, since: datetime | None) -> dict[str, str] | None:
+    """The OData ``$filter`` keeping items whose ``field_name`` is at or after ``since``."""
+    return None if since is None else {"$filter": f"{field_name} ge {format_utc(since)}"}
+
+
 # Okta paging -----------------------------------------------------------------------------
 
 
@@ -422,3 +444,50 @@ def lookback_start(settings: Mapping[str, str], *, default: str = "1d") -> datet
 def collected(kind: str, data: bytes, *, suffix: str = "json") -> Collected:
     """A collected document named after its kind and the collection time."""
     return Collected(f"{kind}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}.{suffix}", data)
+
+
+class ConfigReader(Protocol):
+    """Reads a source's declared settings and secrets into a collector's configuration."""
+
+    def __call__(self, settings: Mapping[str, str], secrets: Mapping[str, str], /) -> object:
+        """The configuration; ConfigError naming what is missing or wrong."""
+
+
+class LiveApiConnector(Connector):
+    """A connector that collects one document from its source's API.
+
+    Subclasses declare ``configure``, which reads the source's declared
+    settings and secrets into the collector's configuration; ``collector``,
+    the function that fetches the document (``collector(http, config)``, or
+    with ``uses_lookback`` ``collector(http, config, since=...)``); and
+    ``uses_lookback``: whether only what falls within the ``lookback``
+    setting (default 1d) is collected.
+    """
+
+    live = True
+    configure: ClassVar[ConfigReader]
+    collector: ClassVar[Callable[..., bytes]]
+    uses_lookback: ClassVar[bool] = False
+
+    def collect(
+        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
+    ) -> list[Collected]:
+        """The document, fetched with the configuration read from settings and secrets."""
+        config = self.configure(settings, secrets)
+        if self.uses_lookback:
+            data = self.collector(http, config, since=lookback_start(settings))
+        else:
+            data = self.collector(http, config)
+        return [collected(self.kind, data)]
+
+
+class MicrosoftLiveConnector(LiveApiConnector):
+    """Collects from a Microsoft API with an app registration (see :func:`microsoft_config`)."""
+
+    configure = staticmethod(microsoft_config)
+
+
+class OktaLiveConnector(LiveApiConnector):
+    """Collects from the Okta management API with an API token (see :func:`okta_config`)."""
+
+    configure = staticmethod(okta_config)

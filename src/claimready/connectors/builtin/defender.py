@@ -36,7 +36,7 @@ from claimready.connectors.base import (
     RecordWarning,
     SignalSpec,
 )
-from claimready.connectors.files import is_zip, parse_json, read_zip_member
+from claimready.connectors.files import ZIP_SIGNATURE, is_zip, parse_json, read_zip_member
 from claimready.connectors.registry import hookimpl
 from claimready.errors import InputError
 from claimready.facts.models import Fact
@@ -88,7 +88,7 @@ class DefenderConnector(Connector):
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A JSON body naming the Machines collection, or a zip with a machines member."""
-        if head.startswith(b"PK\x03\x04"):
+        if head.startswith(ZIP_SIGNATURE):
             return name.lower().endswith(".zip") and b"machines" in head.lower()
         return b"#Machines" in head or (b'"healthStatus"' in head and b'"value"' in head)
 

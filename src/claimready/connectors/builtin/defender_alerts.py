@@ -23,7 +23,6 @@ no ``id``, a field of the wrong type) rejects the file.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,9 +30,9 @@ import httpx
 
 from claimready.assets.identity import AssetObservation, host_identifiers, source_identifier
 from claimready.connectors.base import (
-    Collected,
     Connector,
     EvidenceFile,
+    JsonMarkerConnector,
     Normalized,
     RecordWarning,
     SignalSpec,
@@ -41,18 +40,15 @@ from claimready.connectors.base import (
 from claimready.connectors.jsonlines import Fields, read_time
 from claimready.connectors.live import (
     MicrosoftConfig,
+    MicrosoftLiveConnector,
     Sleep,
-    collect_odata,
-    collected,
-    fetch_microsoft_token,
-    lookback_start,
-    microsoft_config,
+    collect_microsoft_listing,
     odata_records,
     read_json_evidence,
+    since_filter,
 )
 from claimready.connectors.registry import hookimpl
 from claimready.facts.models import Fact
-from claimready.timeutil import format_utc
 
 KIND = "defender_alerts"
 MACHINE_SOURCE = "defender"
@@ -77,7 +73,24 @@ class _Alert:
     updated: datetime | None
 
 
-class DefenderAlertsConnector(Connector):
+def collect_defender_alerts(
+    client: httpx.Client,
+    config: MicrosoftConfig,
+    *,
+    since: datetime | None = None,
+    sleep: Sleep = time.sleep,
+) -> bytes:
+    """Every alert (created at or after ``since``) as one ``/api/alerts`` document.
+
+    Needs the application permission ``Alert.Read.All`` on WindowsDefenderATP.
+    """
+    params = since_filter("alertCreationTime", since)
+    return collect_microsoft_listing(
+        client, config, config.defender_url, ALERTS_PATH, params=params, sleep=sleep
+    )
+
+
+class DefenderAlertsConnector(MicrosoftLiveConnector, JsonMarkerConnector):
     """Defender for Endpoint alerts: what was detected on which machine, and who handled it."""
 
     kind = KIND
@@ -102,23 +115,12 @@ class DefenderAlertsConnector(Connector):
         "alerts raised by other Microsoft 365 Defender products without a machine are skipped",
     )
 
-    live = True
-
-    def collect(
-        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
-    ) -> list[Collected]:
-        """Alerts created within the ``lookback`` window (default 1d) from the Defender API."""
-        config = microsoft_config(settings, secrets)
-        since = lookback_start(settings)
-        return [collected(self.kind, collect_defender_alerts(http, config, since=since))]
-
-    def detect(self, *, name: str, head: bytes) -> bool:
-        """An OData body naming the Alerts collection, or alert objects with a machine id."""
-        if head.startswith(b"PK\x03\x04"):
-            return False
-        return b"$metadata#Alerts" in head or (
-            b'"alertCreationTime"' in head and b'"machineId"' in head
-        )
+    # Collected: alerts created within the ``lookback`` window (default 1d), Defender API.
+    collector = staticmethod(collect_defender_alerts)
+    uses_lookback = True
+    # Detected: an OData body naming the Alerts collection, or alert objects with a machine id.
+    detect_markers = (b"$metadata#Alerts",)
+    detect_fields = ("alertCreationTime", "machineId")
 
     def normalize(
         self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
@@ -235,25 +237,6 @@ def _observations(alerts: list[_Alert]) -> tuple[AssetObservation, ...]:
             ),
         )
         for machine_id, dns in sorted(names.items())
-    )
-
-
-def collect_defender_alerts(
-    client: httpx.Client,
-    config: MicrosoftConfig,
-    *,
-    since: datetime | None = None,
-    sleep: Sleep = time.sleep,
-) -> bytes:
-    """Every alert (created at or after ``since``) as one ``/api/alerts`` document.
-
-    Needs the application permission ``Alert.Read.All`` on WindowsDefenderATP.
-    """
-    base = config.defender_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    params = None if since is None else {"$filter": f"alertCreationTime ge {format_utc(since)}"}
-    return collect_odata(
-        client, f"{base}{ALERTS_PATH}", token=token, retry=config.retry, params=params, sleep=sleep
     )
 
 

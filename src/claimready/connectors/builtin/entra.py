@@ -29,7 +29,6 @@ window (the newest sign-in in the file).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,9 +43,9 @@ from claimready.assets.identity import (
     source_identifier,
 )
 from claimready.connectors.base import (
-    Collected,
     Connector,
     EvidenceFile,
+    JsonMarkerConnector,
     Normalized,
     RecordWarning,
     SignalSpec,
@@ -54,18 +53,15 @@ from claimready.connectors.base import (
 from claimready.connectors.jsonlines import Fields, json_type_name, read_time
 from claimready.connectors.live import (
     MicrosoftConfig,
+    MicrosoftLiveConnector,
     Sleep,
-    collect_odata,
-    collected,
-    fetch_microsoft_token,
-    lookback_start,
-    microsoft_config,
+    collect_microsoft_listing,
     odata_records,
     read_json_evidence,
+    since_filter,
 )
 from claimready.connectors.registry import hookimpl
 from claimready.facts.models import Fact
-from claimready.timeutil import format_utc
 
 REGISTRATION_KIND = "entra_registration"
 SIGNINS_KIND = "entra_signins"
@@ -109,10 +105,42 @@ def _undated_note(where: str, field_name: str) -> tuple[str, ...]:
     )
 
 
+# Live collection ---------------------------------------------------------------------------
+
+
+def collect_entra_registration(
+    client: httpx.Client, config: MicrosoftConfig, *, sleep: Sleep = time.sleep
+) -> bytes:
+    """Every userRegistrationDetails record as one Graph response document.
+
+    Needs the application permission ``AuditLog.Read.All``.
+    """
+    return collect_microsoft_listing(
+        client, config, config.graph_url, REGISTRATION_PATH, sleep=sleep
+    )
+
+
+def collect_entra_signins(
+    client: httpx.Client,
+    config: MicrosoftConfig,
+    *,
+    since: datetime | None = None,
+    sleep: Sleep = time.sleep,
+) -> bytes:
+    """Every sign-in (at or after ``since``) as one Graph response document.
+
+    Needs the application permissions ``AuditLog.Read.All`` and ``Directory.Read.All``.
+    """
+    params = since_filter("createdDateTime", since)
+    return collect_microsoft_listing(
+        client, config, config.graph_url, SIGNINS_PATH, params=params, sleep=sleep
+    )
+
+
 # userRegistrationDetails ---------------------------------------------------------------
 
 
-class EntraRegistrationConnector(Connector):
+class EntraRegistrationConnector(MicrosoftLiveConnector, JsonMarkerConnector):
     """Entra ID MFA registration per user (userRegistrationDetails)."""
 
     kind = REGISTRATION_KIND
@@ -131,22 +159,11 @@ class EntraRegistrationConnector(Connector):
         "the report needs an Entra ID P1/P2 licence; it omits accounts Graph does not list",
     )
 
-    live = True
-
-    def collect(
-        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
-    ) -> list[Collected]:
-        """Every user's registration details from Microsoft Graph."""
-        config = microsoft_config(settings, secrets)
-        return [collected(self.kind, collect_entra_registration(http, config))]
-
-    def detect(self, *, name: str, head: bytes) -> bool:
-        """A Graph body naming userRegistrationDetails, or records with its MFA flags."""
-        if head.startswith(b"PK\x03\x04"):
-            return False
-        return b"userRegistrationDetails" in head or (
-            b'"isMfaRegistered"' in head and b'"methodsRegistered"' in head
-        )
+    # Collected: every user's registration details, Microsoft Graph.
+    collector = staticmethod(collect_entra_registration)
+    # Detected: a Graph body naming userRegistrationDetails, or records with its MFA flags.
+    detect_markers = (b"userRegistrationDetails",)
+    detect_fields = ("isMfaRegistered", "methodsRegistered")
 
     def normalize(
         self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
@@ -246,7 +263,7 @@ def _later(current: datetime | None, moment: datetime) -> datetime:
     return moment if current is None or moment > current else current
 
 
-class EntraSignInsConnector(Connector):
+class EntraSignInsConnector(MicrosoftLiveConnector, JsonMarkerConnector):
     """Entra ID sign-in logs: legacy protocols, single-factor sign-ins, activity per user."""
 
     kind = SIGNINS_KIND
@@ -275,25 +292,12 @@ class EntraSignInsConnector(Connector):
         "a user with no sign-in in the window does not appear",
     )
 
-    live = True
-
-    def collect(
-        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
-    ) -> list[Collected]:
-        """Sign-ins within the ``lookback`` window (default 1d) from Microsoft Graph."""
-        config = microsoft_config(settings, secrets)
-        since = lookback_start(settings)
-        return [collected(self.kind, collect_entra_signins(http, config, since=since))]
-
-    def detect(self, *, name: str, head: bytes) -> bool:
-        """A Graph body naming auditLogs/signIns, or records with sign-in fields."""
-        if head.startswith(b"PK\x03\x04"):
-            return False
-        return b"$metadata#auditLogs/signIns" in head or (
-            b'"clientAppUsed"' in head
-            and b'"createdDateTime"' in head
-            and b'"userPrincipalName"' in head
-        )
+    # Collected: sign-ins within the ``lookback`` window (default 1d), Microsoft Graph.
+    collector = staticmethod(collect_entra_signins)
+    uses_lookback = True
+    # Detected: a Graph body naming auditLogs/signIns, or records with sign-in fields.
+    detect_markers = (b"$metadata#auditLogs/signIns",)
+    detect_fields = ("clientAppUsed", "createdDateTime", "userPrincipalName")
 
     def normalize(
         self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
@@ -401,42 +405,6 @@ def _sign_in_facts(user: _UserSignIns, at: datetime) -> list[Fact]:
         if moment is not None:
             facts.append(Fact(key, signal, moment, at))
     return facts
-
-
-# Live collection ---------------------------------------------------------------------------
-
-
-def collect_entra_registration(
-    client: httpx.Client, config: MicrosoftConfig, *, sleep: Sleep = time.sleep
-) -> bytes:
-    """Every userRegistrationDetails record as one Graph response document.
-
-    Needs the application permission ``AuditLog.Read.All``.
-    """
-    base = config.graph_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    return collect_odata(
-        client, f"{base}{REGISTRATION_PATH}", token=token, retry=config.retry, sleep=sleep
-    )
-
-
-def collect_entra_signins(
-    client: httpx.Client,
-    config: MicrosoftConfig,
-    *,
-    since: datetime | None = None,
-    sleep: Sleep = time.sleep,
-) -> bytes:
-    """Every sign-in (at or after ``since``) as one Graph response document.
-
-    Needs the application permissions ``AuditLog.Read.All`` and ``Directory.Read.All``.
-    """
-    base = config.graph_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    params = None if since is None else {"$filter": f"createdDateTime ge {format_utc(since)}"}
-    return collect_odata(
-        client, f"{base}{SIGNINS_PATH}", token=token, retry=config.retry, params=params, sleep=sleep
-    )
 
 
 @hookimpl

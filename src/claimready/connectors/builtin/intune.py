@@ -23,7 +23,6 @@ never a pass or a fail.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,9 +39,9 @@ from claimready.assets.identity import (
     source_identifier,
 )
 from claimready.connectors.base import (
-    Collected,
     Connector,
     EvidenceFile,
+    JsonMarkerConnector,
     Normalized,
     RecordWarning,
     SignalSpec,
@@ -50,11 +49,9 @@ from claimready.connectors.base import (
 from claimready.connectors.jsonlines import Fields, read_time
 from claimready.connectors.live import (
     MicrosoftConfig,
+    MicrosoftLiveConnector,
     Sleep,
-    collect_odata,
-    collected,
-    fetch_microsoft_token,
-    microsoft_config,
+    collect_microsoft_listing,
     odata_records,
     read_json_evidence,
 )
@@ -88,7 +85,17 @@ class _Device:
     identifiers: tuple[Identifier, ...]
 
 
-class IntuneConnector(Connector):
+def collect_intune_devices(
+    client: httpx.Client, config: MicrosoftConfig, *, sleep: Sleep = time.sleep
+) -> bytes:
+    """Every managed device as one Graph response document.
+
+    Needs the application permission ``DeviceManagementManagedDevices.Read.All``.
+    """
+    return collect_microsoft_listing(client, config, config.graph_url, DEVICES_PATH, sleep=sleep)
+
+
+class IntuneConnector(MicrosoftLiveConnector, JsonMarkerConnector):
     """Intune managed devices: compliance, encryption, last check-in and OS."""
 
     kind = KIND
@@ -110,23 +117,12 @@ class IntuneConnector(Connector):
         "state is as of the device's last check-in; check device.last_sync for staleness",
     )
 
-    live = True
-
-    def collect(
-        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
-    ) -> list[Collected]:
-        """Every managed device from Microsoft Graph."""
-        config = microsoft_config(settings, secrets)
-        return [collected(self.kind, collect_intune_devices(http, config))]
-
-    def detect(self, *, name: str, head: bytes) -> bool:
-        """A Graph body naming managedDevices, or objects with Intune's compliance fields."""
-        if head.startswith(b"PK\x03\x04"):
-            return False
-        return b"$metadata#deviceManagement/managedDevices" in head or (
-            b'"complianceState"' in head
-            and (b'"azureADDeviceId"' in head or b'"managedDeviceOwnerType"' in head)
-        )
+    # Collected: every managed device, Microsoft Graph.
+    collector = staticmethod(collect_intune_devices)
+    # Detected: a Graph body naming managedDevices, or objects with Intune's compliance
+    # fields (complianceState and one of the two device fields).
+    detect_markers = (b"$metadata#deviceManagement/managedDevices",)
+    detect_fields = ("complianceState", ("azureADDeviceId", "managedDeviceOwnerType"))
 
     def normalize(
         self, evidence: EvidenceFile, *, observed_at: datetime | None, collected_at: datetime
@@ -232,20 +228,6 @@ def _observation(device: _Device) -> AssetObservation:
         kind=_asset_kind(device.os),
         display_name=device.name or f"{KIND}:{device.device_id}",
         identifiers=device.identifiers,
-    )
-
-
-def collect_intune_devices(
-    client: httpx.Client, config: MicrosoftConfig, *, sleep: Sleep = time.sleep
-) -> bytes:
-    """Every managed device as one Graph response document.
-
-    Needs the application permission ``DeviceManagementManagedDevices.Read.All``.
-    """
-    base = config.graph_url.rstrip("/")
-    token = fetch_microsoft_token(client, config, scope=f"{base}/.default", sleep=sleep)
-    return collect_odata(
-        client, f"{base}{DEVICES_PATH}", token=token, retry=config.retry, sleep=sleep
     )
 
 

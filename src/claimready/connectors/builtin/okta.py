@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,7 +48,6 @@ from claimready.assets.identity import (
     source_identifier,
 )
 from claimready.connectors.base import (
-    Collected,
     Connector,
     EvidenceFile,
     Normalized,
@@ -59,12 +57,10 @@ from claimready.connectors.base import (
 from claimready.connectors.jsonlines import Fields, iter_json_objects, read_time
 from claimready.connectors.live import (
     OktaConfig,
+    OktaLiveConnector,
     Sleep,
     collect_okta_list,
-    collected,
     dump_document,
-    lookback_start,
-    okta_config,
     read_json_evidence,
 )
 from claimready.connectors.registry import hookimpl
@@ -110,6 +106,47 @@ def _user_observation(user_id: str, login: str | None) -> AssetObservation:
     )
 
 
+# Live collection ---------------------------------------------------------------------------
+
+
+def collect_okta_users(
+    client: httpx.Client, config: OktaConfig, *, sleep: Sleep = time.sleep
+) -> bytes:
+    """Every user and each user's enrolled factors, as one bundle document.
+
+    Needs a read-only administrator API token (scopes ``okta.users.read``,
+    ``okta.factors.read`` for an OAuth service app).
+    """
+    users = collect_okta_list(client, config, "/api/v1/users", params={"limit": "200"}, sleep=sleep)
+    factors: dict[str, Any] = {}
+    for user in users:
+        user_id = user.get("id") if isinstance(user, dict) else None
+        if not isinstance(user_id, str) or not _OKTA_ID.fullmatch(user_id):
+            raise CollectionError(f"a user has an unexpected id {user_id!r}", source=config.org_url)
+        factors[user_id] = collect_okta_list(
+            client, config, f"/api/v1/users/{user_id}/factors", sleep=sleep
+        )
+    return dump_document({"users": users, "factors": factors})
+
+
+def collect_okta_logs(
+    client: httpx.Client,
+    config: OktaConfig,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    sleep: Sleep = time.sleep,
+) -> bytes:
+    """Every System Log event from ``since`` (to ``until``), as one JSON array."""
+    params = {"since": format_utc(since), "limit": "1000", "sortOrder": "ASCENDING"}
+    if until is not None:
+        params["until"] = format_utc(until)
+    events = collect_okta_list(
+        client, config, "/api/v1/logs", params=params, stop_on_empty=True, sleep=sleep
+    )
+    return dump_document(events)
+
+
 # Users and factors -----------------------------------------------------------------------
 
 
@@ -122,7 +159,7 @@ class _User:
     times: tuple[datetime, ...]
 
 
-class OktaUsersConnector(Connector):
+class OktaUsersConnector(OktaLiveConnector):
     """Okta users: enabled accounts, MFA enrolment and last sign-in."""
 
     kind = USERS_KIND
@@ -146,13 +183,8 @@ class OktaUsersConnector(Connector):
         "enrolment is not enforcement: sign-on policies decide whether MFA is required",
     )
 
-    live = True
-
-    def collect(
-        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
-    ) -> list[Collected]:
-        """Every user with enrolled factors from the Okta API."""
-        return [collected(self.kind, collect_okta_users(http, okta_config(settings, secrets)))]
+    # Collected: every user with enrolled factors, Okta API.
+    collector = staticmethod(collect_okta_users)
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """A collector bundle, or an array of Okta User objects."""
@@ -306,7 +338,7 @@ def _later(current: datetime | None, moment: datetime) -> datetime:
     return moment if current is None or moment > current else current
 
 
-class OktaLogsConnector(Connector):
+class OktaLogsConnector(OktaLiveConnector):
     """Okta System Log: sign-ins, single-factor sign-ins and MFA denials per user."""
 
     kind = LOGS_KIND
@@ -329,15 +361,9 @@ class OktaLogsConnector(Connector):
         "sessions without an externalSessionId cannot be classified and are warned about",
     )
 
-    live = True
-
-    def collect(
-        self, *, settings: Mapping[str, str], secrets: Mapping[str, str], http: httpx.Client
-    ) -> list[Collected]:
-        """System Log events within the ``lookback`` window (default 1d)."""
-        config = okta_config(settings, secrets)
-        events = collect_okta_logs(http, config, since=lookback_start(settings))
-        return [collected(self.kind, events)]
+    # Collected: System Log events within the ``lookback`` window (default 1d).
+    collector = staticmethod(collect_okta_logs)
+    uses_lookback = True
 
     def detect(self, *, name: str, head: bytes) -> bool:
         """LogEvent objects: eventType, published and actor, plus an Okta-only field."""
@@ -482,47 +508,6 @@ def _actor_facts(actor: _Actor, at: datetime) -> list[Fact]:
         if moment is not None:
             facts.append(Fact(key, signal, moment, at))
     return facts
-
-
-# Live collection ---------------------------------------------------------------------------
-
-
-def collect_okta_users(
-    client: httpx.Client, config: OktaConfig, *, sleep: Sleep = time.sleep
-) -> bytes:
-    """Every user and each user's enrolled factors, as one bundle document.
-
-    Needs a read-only administrator API token (scopes ``okta.users.read``,
-    ``okta.factors.read`` for an OAuth service app).
-    """
-    users = collect_okta_list(client, config, "/api/v1/users", params={"limit": "200"}, sleep=sleep)
-    factors: dict[str, Any] = {}
-    for user in users:
-        user_id = user.get("id") if isinstance(user, dict) else None
-        if not isinstance(user_id, str) or not _OKTA_ID.fullmatch(user_id):
-            raise CollectionError(f"a user has an unexpected id {user_id!r}", source=config.org_url)
-        factors[user_id] = collect_okta_list(
-            client, config, f"/api/v1/users/{user_id}/factors", sleep=sleep
-        )
-    return dump_document({"users": users, "factors": factors})
-
-
-def collect_okta_logs(
-    client: httpx.Client,
-    config: OktaConfig,
-    *,
-    since: datetime,
-    until: datetime | None = None,
-    sleep: Sleep = time.sleep,
-) -> bytes:
-    """Every System Log event from ``since`` (to ``until``), as one JSON array."""
-    params = {"since": format_utc(since), "limit": "1000", "sortOrder": "ASCENDING"}
-    if until is not None:
-        params["until"] = format_utc(until)
-    events = collect_okta_list(
-        client, config, "/api/v1/logs", params=params, stop_on_empty=True, sleep=sleep
-    )
-    return dump_document(events)
 
 
 @hookimpl

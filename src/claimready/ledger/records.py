@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from claimready.canonical import canonical_json, loads
+from claimready.canonical import PlainDict, canonical_json, loads
 from claimready.errors import InputError
 from claimready.ledger.tiles import MAX_ENTRY_SIZE
 from claimready.timeutil import format_utc
@@ -47,15 +47,18 @@ _REQUIRED = ("type", "v", "actor", "tenant")
 
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SAFE_SIZE = 2**53
 
 
 def _sha256_hex(value: str, field: str) -> str:
-    if not _SHA256_HEX.fullmatch(value):
+    if type(value) is not str or not _SHA256_HEX.fullmatch(value):
         raise InputError("expected 64 lowercase hex digits", field=field)
     return value
 
 
 def _nonempty(value: str, field: str) -> str:
+    if type(value) is not str:
+        raise InputError("must be text", field=field)
     if not value:
         raise InputError("must not be empty", field=field)
     return value
@@ -76,24 +79,34 @@ def evidence_collected(
     observed_from: datetime,
     observed_to: datetime | None,
     collected_at: datetime,
-) -> dict[str, Any]:
-    """An ``evidence.collected`` record: one blob entered as evidence."""
-    if size < 0:
-        raise InputError("must not be negative", field="size")
-    return {
-        "type": EVIDENCE_COLLECTED,
-        "v": SCHEMA_VERSION,
-        "actor": _nonempty(actor, "actor"),
-        "tenant": _nonempty(tenant, "tenant"),
-        "blob": {"sha256": _sha256_hex(blob_sha256, "blob_sha256"), "size": size},
-        "media_type": _nonempty(media_type, "media_type"),
-        "source": {"kind": _nonempty(source_kind, "source_kind"), "name": source_name},
-        "tool": {"name": _nonempty(tool, "tool"), "version": tool_version},
-        "collector": _nonempty(collector, "collector"),
-        "observed_from": format_utc(observed_from),
-        "observed_to": None if observed_to is None else format_utc(observed_to),
-        "collected_at": format_utc(collected_at),
-    }
+) -> PlainDict:
+    """An ``evidence.collected`` record: one blob entered as evidence.
+
+    Its keys are fixed and its values checked here (text, a size in the
+    exact integer range, timestamps), so it is a :class:`PlainDict` that
+    :func:`encode_record` writes without a further walk.
+    """
+    if type(size) is not int or not 0 <= size < _SAFE_SIZE:
+        raise InputError(f"must be a whole number from 0 to {_SAFE_SIZE - 1}", field="size")
+    for name, text in (("source_name", source_name), ("tool_version", tool_version)):
+        if type(text) is not str:
+            raise InputError("must be text", field=name)
+    return PlainDict(
+        {
+            "type": EVIDENCE_COLLECTED,
+            "v": SCHEMA_VERSION,
+            "actor": _nonempty(actor, "actor"),
+            "tenant": _nonempty(tenant, "tenant"),
+            "blob": {"sha256": _sha256_hex(blob_sha256, "blob_sha256"), "size": size},
+            "media_type": _nonempty(media_type, "media_type"),
+            "source": {"kind": _nonempty(source_kind, "source_kind"), "name": source_name},
+            "tool": {"name": _nonempty(tool, "tool"), "version": tool_version},
+            "collector": _nonempty(collector, "collector"),
+            "observed_from": format_utc(observed_from),
+            "observed_to": None if observed_to is None else format_utc(observed_to),
+            "collected_at": format_utc(collected_at),
+        }
+    )
 
 
 def generic_record(
@@ -130,7 +143,7 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     for key in _REQUIRED:
         if key not in record:
             raise InputError("missing", field=key)
-    data = canonical_json(dict(record))
+    data = canonical_json(record if type(record) is PlainDict else dict(record))
     if len(data) > MAX_RECORD_SIZE:
         raise InputError(
             f"record is {len(data)} bytes; at most {MAX_RECORD_SIZE} fit the ledger",

@@ -159,14 +159,17 @@ def test_grid_equals_per_control_sql(
     )
     source = _source(tmp_path, rows, stored_hours, cut, exceptions)
     # Ten days of steps read each value type on its own; two days read them together.
-    for days in (10, 2):
+    # A moment late on the last day of facts (one step, or a few) is often after every
+    # asset's last observation: the grid then reads only back to those.
+    late = START + timedelta(days=9, hours=odd, minutes=7)
+    for days, start in ((10, START), (2, START), (0, late), (1, late)):
         for control in CONTROLS:
             steps = sorted(
                 {
                     *timeline.step_series(
-                        START, START + timedelta(days=days), control.spec.step_delta
+                        start, start + timedelta(days=days), control.spec.step_delta
                     ),
-                    START + timedelta(days=1, hours=odd, minutes=7),
+                    start + timedelta(days=min(days, 1), hours=odd, minutes=7),
                 }
             )
             with timeline.connect(source) as connection:
@@ -197,6 +200,28 @@ def test_grid_evaluates_controls_together_as_alone(tmp_path: Path) -> None:
         "pass",
         "unverified",
     ]
+
+
+def test_the_newest_fact_of_evidence_not_counted_is_read_past(tmp_path: Path) -> None:
+    # Evidence 6 is not the tenant's: its facts are in the summary but never decide.
+    rows = [
+        (asset, signal, value, START + timedelta(hours=h), evidence)
+        for asset in (1, 3)
+        for signal, value in (("a.flag", True), ("a.num", 2.0), ("v.cve", "CVE-1"))
+        for h, evidence in ((2, 1), (20, 2), (30, 6))
+    ]
+    source = _source(tmp_path, rows, [1, 2, 3, 4, 5], None, [])
+    for at in (START + timedelta(hours=h) for h in (31, 40, 49)):
+        for control in (CONTROLS[0], CONTROLS[4]):
+            with timeline.connect(source) as connection:
+                expected = timeline.evaluate_steps(
+                    connection, control=control, steps=[at], types=TYPES
+                )
+            found = grid.evaluate(source, controls=[control], steps=[at], types=TYPES)
+            assert found[control.id] == expected, (at, control.id)
+    at = START + timedelta(hours=40)
+    found = grid.evaluate(source, controls=[CONTROLS[0]], steps=[at], types=TYPES)
+    assert found["flags"][0].passing == 2  # from evidence 2, observed 20 hours before
 
 
 def test_a_damaged_fact_file_is_named(tmp_path: Path) -> None:

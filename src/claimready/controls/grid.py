@@ -235,6 +235,10 @@ class _Tenant:
         )
         self.first = self.per_asset(self.summary, "first", np.minimum)
         self.last = self.per_asset(self.summary, "last", np.maximum)
+        signals = pc.dictionary_encode(self.summary.column("signal").combine_chunks())
+        self._summary_signals: list[str] = signals.dictionary.to_pylist()
+        self._summary_codes = np.asarray(signals.indices)
+        self._summary_rows = self.rows(self.summary.column("asset_id").to_numpy())
         self._firsts: dict[str, tuple[np.ndarray, int]] = {}
         self._kev = False
 
@@ -263,6 +267,15 @@ class _Tenant:
         known = rows >= 0
         reduce.at(result, rows[known], table.column(column_name).to_numpy()[known])
         return result
+
+    def newest(self, wanted: Callable[[str], bool]) -> np.ndarray:
+        """Per grid row, the last observation of any signal ``wanted`` accepts (or none)."""
+        codes = [code for code, name in enumerate(self._summary_signals) if wanted(name)]
+        chosen = np.isin(self._summary_codes, codes) & (self._summary_rows >= 0)
+        newest = np.full(self.assets, _EARLIEST, dtype=np.int64)
+        last = self.summary.column("last").to_numpy()
+        np.maximum.at(newest, self._summary_rows[chosen], last[chosen])
+        return newest
 
     def firsts(self, signal: str) -> tuple[np.ndarray, int]:
         """Per grid row the first observation of ``signal``, and the tenant's first of it."""
@@ -315,6 +328,10 @@ class _Chunk:
         self.values: dict[str, _Latest] = {}
         self.snapshots: dict[str, _Latest] = {}
         self.kev: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.since = {
+            signal: self._since(signal.__eq__, freshness)
+            for signal, freshness in needs.values.items()
+        }
         jobs = [self._values_job(group) for group in self._groups(needs.values)]
         jobs += [
             self._snapshot_job(signal, freshness, signal in needs.kev)
@@ -352,6 +369,40 @@ class _Chunk:
     def _window(self, freshness: int) -> tuple[int, int]:
         return int(self.steps[0]) - freshness, int(self.steps[-1])
 
+    def _since(
+        self, wanted: Callable[[str], bool], freshness: int
+    ) -> tuple[int, np.ndarray | None]:
+        """The earliest observation a read of the ``wanted`` signals needs, and what the
+        first step must then find.
+
+        A fact decides only while it is the newest of its asset and is fresh. When every
+        asset's last observation (from the summary) of these signals is at or before the
+        first step, nothing older than the oldest of those can decide anything, so the
+        read starts there rather than a whole freshness window back: an as-of moment
+        after the latest evidence reads the last day or so, not a year. Returned with
+        it, per grid row, the observation the first step must find (none: not checked),
+        since facts the grid drops (evidence it does not count) would make an older one
+        decide; :meth:`_settled` checks that.
+        """
+        start = int(self.steps[0])
+        lower = start - freshness
+        newest = self.tenant.newest(wanted)
+        expected = newest > lower
+        if not expected.any() or bool((newest[expected] > start).any()):
+            return lower, None
+        return int(newest[expected].min()) - 1, np.where(expected, newest, _EARLIEST)
+
+    def _settled(self, latest: _Latest, expected: np.ndarray | None) -> bool:
+        """Whether the first step found the observations :meth:`_since` expects."""
+        if expected is None:
+            return True
+        rows = np.flatnonzero(expected != _EARLIEST)
+        row = latest.row_of[rows]
+        if bool((row < 0).any()):
+            return False
+        index = latest.index[row * len(self.steps)]
+        return bool(np.all(latest.facts.observed[index] == expected[rows]))
+
     def _where(self, lower: int, upper: int, alias: str = "") -> str:
         return (
             f"WHERE {alias}tenant_id = {int(self.tenant.source.tenant_id)} "
@@ -370,12 +421,14 @@ class _Chunk:
         groups: list[dict[str, int]] = []
         for kind in ("bool", "number", "text", "time") if self.bulky else (None,):
             signals = sorted(
-                (s for s in wanted if kind in (None, self.types[s])), key=lambda s: -wanted[s]
+                (s for s in wanted if kind in (None, self.types[s])),
+                key=lambda s: self.since[s][0],
             )
             current: dict[str, int] = {}
             opened = 0
+            upper = int(self.steps[-1])
             for signal in signals:
-                count = len(self.tenant.files(*self._window(wanted[signal])))
+                count = len(self.tenant.files(self.since[signal][0], upper))
                 if current and count * 4 < opened * 3:
                     groups.append(current)
                     current = {}
@@ -394,18 +447,22 @@ class _Chunk:
         """
         signals = sorted(wanted)
         kinds = sorted({self.types[s] for s in signals})
-        lower, upper = self._window(max(wanted.values()))
-        files = self.tenant.files(lower, upper)
-        listed = "[" + ", ".join(sql_text(s) for s in signals) + "]"
-        values = ", ".join(f"{_VALUE_SQL[kind]} AS v_{kind}" for kind in kinds)
-        sql = (
-            f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
-            f"{self._placement()}, {values.replace('value_', 'f.value_')} "
-            f"FROM {_facts_sql(files)} f {self._where(lower, upper, 'f.')} "
-            f"AND f.signal IN ({', '.join(sql_text(s) for s in signals)})"
-        )
+        window = self._window(max(wanted.values()))[0]
+        lower = min(self.since[s][0] for s in signals)
 
-        def place(table: pa.Table) -> None:
+        def sql(lower: int) -> str:
+            upper = int(self.steps[-1])
+            listed = "[" + ", ".join(sql_text(s) for s in signals) + "]"
+            values = ", ".join(f"{_VALUE_SQL[kind]} AS v_{kind}" for kind in kinds)
+            return (
+                f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
+                f"{self._placement()}, {values.replace('value_', 'f.value_')} "
+                f"FROM {_facts_sql(self.tenant.files(lower, upper))} f "
+                f"{self._where(lower, upper, 'f.')} "
+                f"AND f.signal IN ({', '.join(sql_text(s) for s in signals)})"
+            )
+
+        def place(table: pa.Table, bounded: bool = lower > window) -> None:
             by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
             del table
             for kind, columns in by_kind.items():
@@ -416,8 +473,16 @@ class _Chunk:
                 facts = columns.facts.readable()
                 for group, code in enumerate(codes):
                     self.values[signals[code]] = _Latest(facts, *index[group])
+            settled = (self._settled(self.values[s], self.since[s][1]) for s in signals)
+            if bounded and not all(settled):
+                place(self._read(sql(window)), bounded=False)
 
-        return sql, place
+        return sql(lower), place
+
+    def _read(self, sql: str) -> pa.Table:
+        """Read at once, beside the reads running ahead."""
+        with self.tenant.connection.cursor() as cursor:
+            return _fetch(cursor, sql)
 
     @staticmethod
     def _placement(alias: str = "f.") -> str:
@@ -539,8 +604,9 @@ class _Chunk:
         the CVEs the KEV catalog listed, and facts are counted per asset, moment,
         evidence and listing time.
         """
-        lower, upper = self._window(freshness)
-        files = self.tenant.files(lower, upper)
+        window, upper = self._window(freshness)
+        domain = signal.split(".", 1)[0] + "."
+        lower, expected = self._since(lambda name: name.startswith(domain), freshness)
         join, listing = "", ""
         if with_kev:
             join = (
@@ -548,21 +614,26 @@ class _Chunk:
                 f"(CASE WHEN f.signal = {sql_text(signal)} THEN f.value_text END)"
             )
             listing = ", k.first_min AS listed"
-        sql = (
-            f"SELECT {self._placement()}{listing}, "
-            f"count(*) FILTER (WHERE f.signal = {sql_text(signal)}) AS v "
-            f"FROM {_facts_sql(files)} f{join} {self._where(lower, upper, 'f.')} "
-            f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
-        )
 
-        def place(table: pa.Table) -> None:
+        def sql(lower: int) -> str:
+            return (
+                f"SELECT {self._placement()}{listing}, "
+                f"count(*) FILTER (WHERE f.signal = {sql_text(signal)}) AS v "
+                f"FROM {_facts_sql(self.tenant.files(lower, upper))} f{join} "
+                f"{self._where(lower, upper, 'f.')} "
+                f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
+            )
+
+        def place(table: pa.Table, bounded: bool = lower > window) -> None:
             columns = self._columns(table, "number", extra="listed" if with_kev else None)
             snapshots, owner = _per_moment(columns)
             index = self._grid(snapshots, groups=1)
             self.snapshots[signal] = _Latest(snapshots.facts.readable(), *index[0])
             self.kev[signal] = _listings(columns, owner, snapshots) if with_kev else _no_kev()
+            if bounded and not self._settled(self.snapshots[signal], expected):
+                place(self._read(sql(window)), bounded=False)
 
-        return sql, place
+        return sql(lower), place
 
 
 def _listings(

@@ -61,6 +61,7 @@ from claimready.controls.timeline import (
     combine,
     domain_filter,
 )
+from claimready.facts import snapshots
 from claimready.facts.store import (
     FACT_SCHEMA,
     connect_duckdb,
@@ -241,6 +242,8 @@ class _Tenant:
         self._summary_rows = self.rows(self.summary.column("asset_id").to_numpy())
         self._firsts: dict[str, tuple[np.ndarray, int]] = {}
         self._kev = False
+        self._covered: dict[Path, snapshots.Covered | None] = {}
+        self._catalog: frozenset[str] | None = None
 
     @property
     def assets(self) -> int:
@@ -288,6 +291,22 @@ class _Tenant:
                 _NEVER if tenant_first is None else int(tenant_first),
             )
         return self._firsts[signal]
+
+    def precomputed(self, path: Path, domain: str, *, with_kev: bool) -> bool:
+        """Whether a file's snapshot file can stand for its facts of ``domain``'s snapshots.
+
+        For ``kev()`` every CVE the catalog lists (as this evaluation sees it) must
+        have been looked up when the snapshot file was written.
+        """
+        if path not in self._covered:
+            self._covered[path] = snapshots.covered(path)
+        covered = self._covered[path]
+        if covered is None or domain not in covered.domains:
+            return False
+        if with_kev and self._catalog is None:
+            keys = first_of(self.summary, KEV_SIGNAL).column("key").drop_null()
+            self._catalog = frozenset(keys.to_pylist())
+        return not with_kev or (self._catalog or frozenset()) <= covered.looked_up
 
     def kev_table(self) -> str:
         """A table of CVEs and when the KEV catalog first listed each (made once)."""
@@ -492,7 +511,9 @@ class _Chunk:
             f"{alias}evidence_id AS e"
         )
 
-    def _columns(self, table: pa.Table, kind: str, extra: str | None = None) -> _Columns:
+    def _columns(
+        self, table: pa.Table, kind: str, extra: str | None = None, weights: str | None = None
+    ) -> _Columns:
         """Rows read with :meth:`_placement` as arrays: only the tenant's assets, and only
         evidence that counts; evidence by its position among the tenant's evidence ids."""
         code = self.tenant.evidence_code(table.column("e").to_numpy())
@@ -530,7 +551,8 @@ class _Chunk:
             if side_column.null_count:  # listing times: none for values never listed
                 side_column = pc.fill_null(side_column.cast(pa.int64()), _EARLIEST)
             side = pick(np.asarray(side_column))
-        return _Columns(facts, pick(rows), side, self._buckets(facts.observed))
+        counted = None if weights is None else pick(table.column(weights).to_numpy())
+        return _Columns(facts, pick(rows), side, self._buckets(facts.observed), counted)
 
     def _grid(self, columns: _Columns, groups: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Place rows on ``groups`` grids (group in ``columns.extra``) and carry them forward.
@@ -602,38 +624,80 @@ class _Chunk:
 
         One pass over the domain's facts: each value of the signal is looked up among
         the CVEs the KEV catalog listed, and facts are counted per asset, moment,
-        evidence and listing time.
+        evidence and listing time. Files whose snapshot file covers the domain (and,
+        for KEV, the whole catalog) are read from it instead: the same rows, counted
+        and matched when the file was compacted.
         """
         window, upper = self._window(freshness)
-        domain = signal.split(".", 1)[0] + "."
-        lower, expected = self._since(lambda name: name.startswith(domain), freshness)
-        join, listing = "", ""
-        if with_kev:
-            join = (
-                f" LEFT JOIN {self.tenant.kev_table()} k ON k.key = "
-                f"(CASE WHEN f.signal = {sql_text(signal)} THEN f.value_text END)"
-            )
-            listing = ", k.first_min AS listed"
+        name = snapshots.domain(signal)
+        lower, expected = self._since(lambda s: s.startswith(name + "."), freshness)
 
         def sql(lower: int) -> str:
-            return (
-                f"SELECT {self._placement()}{listing}, "
-                f"count(*) FILTER (WHERE f.signal = {sql_text(signal)}) AS v "
-                f"FROM {_facts_sql(self.tenant.files(lower, upper))} f{join} "
-                f"{self._where(lower, upper, 'f.')} "
-                f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
-            )
+            files = self.tenant.files(lower, upper)
+            kept = [f for f in files if self.tenant.precomputed(f, name, with_kev=with_kev)]
+            # Both give per asset, moment and evidence the count of the signal's facts (v)
+            # and, for kev(), per listing time how many of them the catalog listed (m).
+            parts = [self._counted([f for f in files if f not in kept], signal, with_kev, lower)]
+            if kept:
+                parts.append(self._precounted(kept, signal, with_kev, lower))
+            return " UNION ALL ".join(f"({part})" for part in parts)
 
         def place(table: pa.Table, bounded: bool = lower > window) -> None:
-            columns = self._columns(table, "number", extra="listed" if with_kev else None)
-            snapshots, owner = _per_moment(columns)
-            index = self._grid(snapshots, groups=1)
-            self.snapshots[signal] = _Latest(snapshots.facts.readable(), *index[0])
-            self.kev[signal] = _listings(columns, owner, snapshots) if with_kev else _no_kev()
+            columns = self._columns(
+                table,
+                "number",
+                extra="listed" if with_kev else None,
+                weights="m" if with_kev else None,
+            )
+            moments, owner = _per_moment(columns)
+            index = self._grid(moments, groups=1)
+            self.snapshots[signal] = _Latest(moments.facts.readable(), *index[0])
+            self.kev[signal] = _listings(columns, owner, moments) if with_kev else _no_kev()
             if bounded and not self._settled(self.snapshots[signal], expected):
                 place(self._read(sql(window)), bounded=False)
 
         return sql(lower), place
+
+    def _counted(self, files: Sequence[Path], signal: str, with_kev: bool, lower: int) -> str:
+        """Snapshot counts (and KEV listings) from the facts: every value is looked up."""
+        quoted = sql_text(signal)
+        count = f"count(*) FILTER (WHERE f.signal = {quoted}) AS v"
+        join = ""
+        if with_kev:
+            count += (
+                f", k.first_min AS listed, count(*) FILTER (WHERE f.signal = {quoted} "
+                f"AND k.first_min IS NOT NULL) AS m"
+            )
+            join = (
+                f" LEFT JOIN {self.tenant.kev_table()} k ON k.key = "
+                f"(CASE WHEN f.signal = {quoted} THEN f.value_text END)"
+            )
+        return (
+            f"SELECT {self._placement()}, {count} FROM {_facts_sql(files)} f{join} "
+            f"{self._where(lower, int(self.steps[-1]), 'f.')} "
+            f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
+        )
+
+    def _precounted(self, files: Sequence[Path], signal: str, with_kev: bool, lower: int) -> str:
+        """The same from the files' snapshot files: counts kept, CVEs the catalog listed."""
+        quoted = sql_text(signal)
+        count = f"CASE WHEN s.value IS NULL AND s.signal = {quoted} THEN s.n ELSE 0 END AS v"
+        join, only = "", " AND s.value IS NULL"
+        if with_kev:
+            count += (
+                ", k.first_min AS listed, CASE WHEN k.first_min IS NULL THEN 0 ELSE s.n END AS m"
+            )
+            join = (
+                f" LEFT JOIN {self.tenant.kev_table()} k ON k.key = "
+                f"(CASE WHEN s.signal = {quoted} THEN s.value END)"
+            )
+            only = ""
+        sidecars = parquet_sql([snapshots.snapshot_path(f) for f in files])
+        return (
+            f"SELECT {self._placement('s.')}, {count} FROM {sidecars} s{join} "
+            f"{self._where(lower, int(self.steps[-1]), 's.')} "
+            f"AND {domain_filter('s.signal', signal)}{only}"
+        )
 
 
 def _listings(
@@ -642,7 +706,8 @@ def _listings(
     """Per snapshot: where its KEV listing times start, how many, and all the times."""
     assert columns.extra is not None  # noqa: S101 - read with the listing times
     matched = columns.extra != _EARLIEST
-    counts = columns.facts.value[matched].astype(np.int64)
+    weights = columns.facts.value if columns.weights is None else columns.weights
+    counts = weights[matched].astype(np.int64)
     owners = np.repeat(owner[matched], counts)
     order = np.argsort(owners, kind="stable")
     owners = owners[order]
@@ -661,6 +726,8 @@ class _Columns:
     rows: np.ndarray
     extra: np.ndarray | None = None
     buckets: np.ndarray | None = None
+    #: How many facts each row stands for, where not its value (KEV listings).
+    weights: np.ndarray | None = None
 
 
 def _renumbered(columns: _Columns, codes: list[int], count: int) -> _Columns:

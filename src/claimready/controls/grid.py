@@ -73,6 +73,9 @@ from claimready.facts.summary import first_of, summarize
 from claimready.timeutil import UTC, format_utc
 
 MAX_CELLS = 4_000_000
+#: Over many days of steps, one read takes signals of at most about this many
+#: (asset, signal) pairs, so that reading the next overlaps placing the last.
+BULKY_REPORTS = 12_000
 _NO_FACTS = "no_facts"
 log = logging.getLogger(__name__)
 _NONE = -1
@@ -244,6 +247,7 @@ class _Tenant:
         self._kev = False
         self._covered: dict[Path, snapshots.Covered | None] = {}
         self._catalog: frozenset[str] | None = None
+        self._reports: dict[str, int] | None = None
 
     @property
     def assets(self) -> int:
@@ -270,6 +274,13 @@ class _Tenant:
         known = rows >= 0
         reduce.at(result, rows[known], table.column(column_name).to_numpy()[known])
         return result
+
+    def reported(self, signal: str) -> int:
+        """How many assets the summary has reported ``signal`` (a read's size, roughly)."""
+        if self._reports is None:
+            counts = np.bincount(self._summary_codes, minlength=len(self._summary_signals))
+            self._reports = dict(zip(self._summary_signals, counts.tolist(), strict=True))
+        return self._reports.get(signal, 0)
 
     def newest(self, wanted: Callable[[str], bool]) -> np.ndarray:
         """Per grid row, the last observation of any signal ``wanted`` accepts (or none)."""
@@ -351,21 +362,23 @@ class _Chunk:
             signal: self._since(signal.__eq__, freshness)
             for signal, freshness in needs.values.items()
         }
-        jobs = [self._values_job(group) for group in self._groups(needs.values)]
-        jobs += [
+        # Snapshots first: placing them costs the most per row read.
+        jobs = [
             self._snapshot_job(signal, freshness, signal in needs.kev)
             for signal, freshness in needs.snapshots.items()
         ]
+        jobs += [self._values_job(group) for group in self._groups(needs.values)]
         self._run(jobs)
 
     def _run(self, jobs: list[tuple[str, Callable[[pa.Table], None]]]) -> None:
         """Run the queries ahead of placing their results: DuckDB reads (releasing the
         interpreter) while the arrays of earlier results are built. Over a few days of
         steps the results are small and every query runs at once, two at a time; over
-        many days one query runs ahead, so that at most two large results are held."""
+        many days two queries run ahead of the one being placed, so that the reads go on
+        while it is placed and at most three results of bounded size are held."""
         if not jobs:
             return
-        ahead = 1 if self.bulky else len(jobs)
+        ahead = 2 if self.bulky else len(jobs)
         cursors = [self.tenant.connection.cursor() for _ in range(2)]
         try:
             with ThreadPoolExecutor(max_workers=2) as reader:
@@ -435,25 +448,29 @@ class _Chunk:
         windows open nearly the same files share one, while a short window (the
         last days) is not made to open the files of a long one (the last year).
         When the steps themselves span many days, every query is large, so each
-        value type gets its own (one value column each, less memory).
+        value type gets its own (one value column each, less memory), and a group
+        stops at about :data:`BULKY_REPORTS` assets reporting its signals: reads of
+        that size are placed while the next ones are read.
         """
         groups: list[dict[str, int]] = []
         for kind in ("bool", "number", "text", "time") if self.bulky else (None,):
             signals = sorted(
                 (s for s in wanted if kind in (None, self.types[s])),
-                key=lambda s: self.since[s][0],
+                key=lambda s: (self.since[s][0], s),
             )
             current: dict[str, int] = {}
-            opened = 0
+            opened = reports = 0
             upper = int(self.steps[-1])
             for signal in signals:
                 count = len(self.tenant.files(self.since[signal][0], upper))
-                if current and count * 4 < opened * 3:
+                reported = self.tenant.reported(signal) if self.bulky else 0
+                if current and (count * 4 < opened * 3 or reports + reported > BULKY_REPORTS):
                     groups.append(current)
                     current = {}
                 if not current:
-                    opened = count
+                    opened, reports = count, 0
                 current[signal] = wanted[signal]
+                reports += reported
             if current:
                 groups.append(current)
         return groups
@@ -640,7 +657,8 @@ class _Chunk:
             parts = [self._counted([f for f in files if f not in kept], signal, with_kev, lower)]
             if kept:
                 parts.append(self._precounted(kept, signal, with_kev, lower))
-            return " UNION ALL ".join(f"({part})" for part in parts)
+            # In the order snapshots are made in: sorting here uses DuckDB's threads.
+            return " UNION ALL ".join(f"({part})" for part in parts) + " ORDER BY asset_id, o"
 
         def place(table: pa.Table, bounded: bool = lower > window) -> None:
             columns = self._columns(
@@ -768,20 +786,25 @@ def _per_moment(columns: _Columns) -> tuple[_Columns, np.ndarray]:
         return columns, np.zeros(0, dtype=np.int64)
     rows, observed = columns.rows, facts.observed
     ordered = (rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (observed[1:] >= observed[:-1]))
-    order = np.arange(len(rows)) if ordered.all() else np.lexsort((observed, rows))
-    rows, observed = rows[order], observed[order]
+    order = None if ordered.all() else np.lexsort((observed, rows))
+
+    def sort(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
+    rows, observed = sort(rows), sort(observed)
     starts = np.append(True, (rows[1:] != rows[:-1]) | (observed[1:] != observed[:-1]))
     start = np.flatnonzero(starts)
-    owner = np.empty(len(order), dtype=np.int64)
-    owner[order] = np.cumsum(starts) - 1
+    owner = np.cumsum(starts) - 1
+    if order is not None:
+        owner[order] = owner.copy()
     snapshots = _Facts(
         observed[start],
-        np.maximum.reduceat(facts.evidence[order], start),
-        np.maximum.reduceat(facts.stored[order], start),
-        np.add.reduceat(facts.value[order], start),
+        np.maximum.reduceat(sort(facts.evidence), start),
+        np.maximum.reduceat(sort(facts.stored), start),
+        np.add.reduceat(sort(facts.value), start),
         np.ones(len(start), dtype=bool),
     )
-    buckets = None if columns.buckets is None else columns.buckets[order][start]
+    buckets = None if columns.buckets is None else sort(columns.buckets)[start]
     return _Columns(snapshots, rows[start], None, buckets), owner
 
 

@@ -38,16 +38,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import repeat
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from claimready.controls.expr import COUNT, EVER, KEV, STEP_COLUMN, VALUE, column, compile_sql
 from claimready.controls.pack import Control
@@ -61,6 +61,7 @@ from claimready.controls.timeline import (
     combine,
     domain_filter,
 )
+from claimready.errors import StorageError
 from claimready.facts import snapshots
 from claimready.facts.store import (
     FACT_SCHEMA,
@@ -82,11 +83,11 @@ _NONE = -1
 _NEVER = np.iinfo(np.int64).max
 _EARLIEST = np.iinfo(np.int64).min
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-_VALUE_SQL = {
+_VALUE_COLUMN = {
     "bool": "value_bool",
     "number": "value_num",
     "text": "value_text",
-    "time": "epoch_us(value_time)",
+    "time": "value_time",
 }
 
 
@@ -109,6 +110,117 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     table = read_facts(connection, sql)
     log.debug("%.3f s, %d rows: %s", time.perf_counter() - started, table.num_rows, sql[:120])
     return table
+
+
+#: A read, given a DuckDB cursor of its own; it returns what places its result.
+_Job = Callable[[duckdb.DuckDBPyConnection], Callable[[], None]]
+_SCANNED = pa.schema(
+    [
+        ("code", pa.int16()),
+        ("asset_id", pa.int64()),
+        ("o", pa.int64()),
+        ("e", pa.int64()),
+        ("v_bool", pa.bool_()),
+        ("v_number", pa.float64()),
+        ("v_text", pa.string()),
+        ("v_time", pa.int64()),
+    ]
+)
+
+
+def _scan(
+    files: Sequence[Path],
+    tenant_id: int,
+    signals: Sequence[str],
+    kinds: Sequence[str],
+    window: tuple[int, int],
+) -> pa.Table:
+    """The tenant's facts of ``signals`` observed in ``(lower, upper]``, read with Arrow.
+
+    Columns: the signal's position among ``signals`` (``code``), ``asset_id``,
+    observation and evidence (``o``, ``e``) and the value of each kind (``v_bool``
+    ...; times in microseconds). Compacted files are sorted by signal, so only the
+    row groups whose statistics can hold the signals (and the window) are read;
+    Arrow decodes them faster than a query returns them.
+    """
+    schema = pa.schema([_SCANNED.field(n) for n in ("code", "asset_id", "o", "e")])
+    schema = pa.schema([*schema, *(_SCANNED.field(f"v_{kind}") for kind in kinds)])
+    started = time.perf_counter()
+    parts = [_scan_file(path, tenant_id, signals, kinds, window, schema) for path in files]
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    log.debug("%.3f s, %d rows: scan of %s", time.perf_counter() - started, table.num_rows, signals)
+    return table
+
+
+def _scan_file(
+    path: Path,
+    tenant_id: int,
+    signals: Sequence[str],
+    kinds: Sequence[str],
+    window: tuple[int, int],
+    schema: pa.Schema,
+) -> pa.Table:
+    lower, upper = window
+    values = [_VALUE_COLUMN[kind] for kind in kinds]
+    try:
+        parquet = pq.ParquetFile(path, read_dictionary=["signal"])
+        groups, mixed = _row_groups(parquet.metadata, tenant_id, signals, window)
+        wanted = ["asset_id", "signal", "observed_at", "evidence_id", *values]
+        table = parquet.read_row_groups(
+            groups, columns=[*wanted, "tenant_id"] if mixed else wanted, use_threads=True
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot read the stored facts: {path}: {exc}") from exc
+    position = {signal: code for code, signal in enumerate(signals)}
+    codes = []
+    for chunk in table.column("signal").chunks:
+        known = [position.get(name, _NONE) for name in chunk.dictionary.to_pylist()]
+        lookup = np.array([*known, _NONE], dtype=np.int16)  # a null reads the last
+        codes.append(lookup[pc.fill_null(chunk.indices, len(known)).to_numpy()])
+    code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int16)
+    observed = table.column("observed_at").cast(pa.int64())
+    o = observed.to_numpy()
+    keep = (code >= 0) & (o > lower) & (o <= upper) & np.asarray(observed.is_valid())
+    if mixed:
+        keep &= np.asarray(pc.fill_null(pc.equal(table.column("tenant_id"), tenant_id), False))
+    columns = [
+        pa.array(code),
+        table.column("asset_id"),
+        observed,
+        table.column("evidence_id"),
+        *(
+            table.column(name).cast(pa.int64()) if kind == "time" else table.column(name)
+            for kind, name in zip(kinds, values, strict=True)
+        ),
+    ]
+    return pa.Table.from_arrays(columns, schema=schema).filter(pa.array(keep))
+
+
+def _row_groups(
+    metadata: pq.FileMetaData, tenant_id: int, signals: Sequence[str], window: tuple[int, int]
+) -> tuple[list[int], bool]:
+    """Row groups that can hold facts of the tenant's ``signals`` in the window, and whether
+    any of them may hold another tenant's facts too."""
+    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+    signal, observed, tenant = (names.index(n) for n in ("signal", "observed_at", "tenant_id"))
+    lower, upper = window
+    groups, mixed = [], False
+    for number in range(metadata.num_row_groups):
+        group = metadata.row_group(number)
+        named, seen, owner = (group.column(i).statistics for i in (signal, observed, tenant))
+        if _bounded(named) and not any(named.min <= s <= named.max for s in signals):
+            continue
+        if _bounded(seen) and (seen.max_raw <= lower or seen.min_raw > upper):
+            continue
+        if _bounded(owner) and not owner.min <= tenant_id <= owner.max:
+            continue
+        mixed = mixed or not (_bounded(owner) and owner.min == owner.max == tenant_id)
+        groups.append(number)
+    return groups, mixed
+
+
+def _bounded(statistics: pq.Statistics | None) -> bool:
+    return statistics is not None and bool(statistics.has_min_max)
 
 
 def _facts_sql(files: Sequence[Path]) -> str:
@@ -363,37 +475,49 @@ class _Chunk:
             for signal, freshness in needs.values.items()
         }
         # Snapshots first: placing them costs the most per row read.
-        jobs = [
+        self._jobs = [
             self._snapshot_job(signal, freshness, signal in needs.kev)
             for signal, freshness in needs.snapshots.items()
         ]
-        jobs += [self._values_job(group) for group in self._groups(needs.values)]
-        self._run(jobs)
+        self._jobs += [self._values_job(group) for group in self._groups(needs.values)]
 
-    def _run(self, jobs: list[tuple[str, Callable[[pa.Table], None]]]) -> None:
-        """Run the queries ahead of placing their results: DuckDB reads (releasing the
-        interpreter) while the arrays of earlier results are built. Over a few days of
-        steps the results are small and every query runs at once, two at a time; over
-        many days two queries run ahead of the one being placed, so that the reads go on
-        while it is placed and at most three results of bounded size are held."""
-        if not jobs:
-            return
-        ahead = 2 if self.bulky else len(jobs)
-        cursors = [self.tenant.connection.cursor() for _ in range(2)]
+    def ready(self, control: Control) -> bool:
+        """Whether every signal the control reads is on the grid."""
+        return all(
+            (VALUE not in features or signal in self.values)
+            and ((COUNT not in features and KEV not in features) or signal in self.kev)
+            for signal, features in control.predicate.needs.items()
+        )
+
+    def load(self, placed: Callable[[], None]) -> None:
+        """Read every signal and place it on the grid, calling ``placed`` after each read.
+
+        Reads run two at a time. A read (DuckDB or Arrow, releasing the interpreter)
+        also turns its rows into arrays and gives back what places them, which runs
+        here, as each read ends, while the next ones go on. At most three results are
+        held: two being read, one being placed.
+        """
+        waiting = list(reversed(self._jobs))
+        free = [self.tenant.connection.cursor() for _ in range(2)]
+        running: dict[Future[Callable[[], None]], duckdb.DuckDBPyConnection] = {}
         try:
             with ThreadPoolExecutor(max_workers=2) as reader:
-                pending = [
-                    reader.submit(_fetch, cursors[n % 2], sql)
-                    for n, (sql, _) in enumerate(jobs[:ahead])
-                ]
-                for number, (_, place) in enumerate(jobs):
-                    table = pending[number].result()
-                    if number + ahead < len(jobs):
-                        sql = jobs[number + ahead][0]
-                        pending.append(reader.submit(_fetch, cursors[number % 2], sql))
-                    place(table)
+                while waiting or running:
+                    while waiting and free:
+                        cursor = free.pop()
+                        running[reader.submit(waiting.pop(), cursor)] = cursor
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    ended = [future for future in running if future in done]
+                    for future in ended:
+                        free.append(running.pop(future))
+                    for future in ended:
+                        while waiting and free:
+                            cursor = free.pop()
+                            running[reader.submit(waiting.pop(), cursor)] = cursor
+                        future.result()()
+                        placed()
         finally:
-            for cursor in cursors:
+            for cursor in free + list(running.values()):
                 cursor.close()
 
     # -- reading ---------------------------------------------------------------
@@ -475,50 +599,51 @@ class _Chunk:
                 groups.append(current)
         return groups
 
-    def _values_job(self, wanted: dict[str, int]) -> tuple[str, Callable[[pa.Table], None]]:
-        """The query reading a group of signals, and how to place each on the grid.
+    def _values_job(self, wanted: dict[str, int]) -> _Job:
+        """The read of a group of signals (:func:`_scan`), placing each on the grid.
 
-        The query reads from the earliest window of the group; a fact older than
-        its own signal's window never decides anything (it is never fresh).
+        The read starts at the earliest window of the group; a fact older than its
+        own signal's window never decides anything (it is never fresh).
         """
         signals = sorted(wanted)
         kinds = sorted({self.types[s] for s in signals})
         window = self._window(max(wanted.values()))[0]
         lower = min(self.since[s][0] for s in signals)
+        tenant_id = int(self.tenant.source.tenant_id)
 
-        def sql(lower: int) -> str:
+        def job(lower: int) -> _Job:
             upper = int(self.steps[-1])
-            listed = "[" + ", ".join(sql_text(s) for s in signals) + "]"
-            values = ", ".join(f"{_VALUE_SQL[kind]} AS v_{kind}" for kind in kinds)
-            return (
-                f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
-                f"{self._placement()}, {values.replace('value_', 'f.value_')} "
-                f"FROM {_facts_sql(self.tenant.files(lower, upper))} f "
-                f"{self._where(lower, upper, 'f.')} "
-                f"AND f.signal IN ({', '.join(sql_text(s) for s in signals)})"
-            )
+            files = self.tenant.files(lower, upper)
 
-        def place(table: pa.Table, bounded: bool = lower > window) -> None:
-            by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
-            del table
+            def read(_: duckdb.DuckDBPyConnection) -> Callable[[], None]:
+                table = _scan(files, tenant_id, signals, kinds, (lower, upper))
+                by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
+                del table
+                for kind, columns in by_kind.items():
+                    if len(kinds) > 1:
+                        codes = [c for c, s in enumerate(signals) if self.types[s] == kind]
+                        by_kind[kind] = _renumbered(columns, codes, len(signals))
+                return lambda: place(by_kind, bounded=lower > window)
+
+            return read
+
+        def place(by_kind: dict[str, _Columns], *, bounded: bool) -> None:
             for kind, columns in by_kind.items():
                 codes = [c for c, s in enumerate(signals) if self.types[s] == kind]
-                if len(kinds) > 1:
-                    columns = _renumbered(columns, codes, len(signals))
                 index = self._grid(columns, groups=len(codes))
                 facts = columns.facts.readable()
                 for group, code in enumerate(codes):
                     self.values[signals[code]] = _Latest(facts, *index[group])
             settled = (self._settled(self.values[s], self.since[s][1]) for s in signals)
             if bounded and not all(settled):
-                place(self._read(sql(window)), bounded=False)
+                self._read(job(window))()
 
-        return sql(lower), place
+        return job(lower)
 
-    def _read(self, sql: str) -> pa.Table:
+    def _read(self, job: _Job) -> Callable[[], None]:
         """Read at once, beside the reads running ahead."""
         with self.tenant.connection.cursor() as cursor:
-            return _fetch(cursor, sql)
+            return job(cursor)
 
     @staticmethod
     def _placement(alias: str = "f.") -> str:
@@ -634,9 +759,7 @@ class _Chunk:
         found = np.searchsorted(self.steps, observed)
         return found
 
-    def _snapshot_job(
-        self, signal: str, freshness: int, with_kev: bool
-    ) -> tuple[str, Callable[[pa.Table], None]]:
+    def _snapshot_job(self, signal: str, freshness: int, with_kev: bool) -> _Job:
         """Snapshots of the signal's domain: per asset and moment, its count (and KEV listings).
 
         One pass over the domain's facts: each value of the signal is looked up among
@@ -660,21 +783,32 @@ class _Chunk:
             # In the order snapshots are made in: sorting here uses DuckDB's threads.
             return " UNION ALL ".join(f"({part})" for part in parts) + " ORDER BY asset_id, o"
 
-        def place(table: pa.Table, bounded: bool = lower > window) -> None:
-            columns = self._columns(
-                table,
-                "number",
-                extra="listed" if with_kev else None,
-                weights="m" if with_kev else None,
-            )
-            moments, owner = _per_moment(columns)
+        def job(lower: int) -> _Job:
+            query = sql(lower)  # here: it may make the KEV table, on this thread's connection
+
+            def read(cursor: duckdb.DuckDBPyConnection) -> Callable[[], None]:
+                columns = self._columns(
+                    _fetch(cursor, query),
+                    "number",
+                    extra="listed" if with_kev else None,
+                    weights="m" if with_kev else None,
+                )
+                moments, owner = _per_moment(columns)
+                kev = _listings(columns, owner, moments) if with_kev else _no_kev()
+                return lambda: place(moments, kev, bounded=lower > window)
+
+            return read
+
+        def place(
+            moments: _Columns, kev: tuple[np.ndarray, np.ndarray, np.ndarray], *, bounded: bool
+        ) -> None:
             index = self._grid(moments, groups=1)
             self.snapshots[signal] = _Latest(moments.facts.readable(), *index[0])
-            self.kev[signal] = _listings(columns, owner, moments) if with_kev else _no_kev()
+            self.kev[signal] = kev
             if bounded and not self._settled(self.snapshots[signal], expected):
-                place(self._read(sql(window)), bounded=False)
+                self._read(job(window))()
 
-        return sql(lower), place
+        return job(lower)
 
     def _counted(self, files: Sequence[Path], signal: str, with_kev: bool, lower: int) -> str:
         """Snapshot counts (and KEV listings) from the facts: every value is looked up."""
@@ -1048,7 +1182,27 @@ def evaluate(
             for start in range(0, len(moments), size):
                 chunk = _Chunk(tenant, instants[start : start + size], needs, types)
                 span = moments[start : start + size]
-                evaluated = pool.map(_evaluate_control, repeat(chunk), controls, repeat(span))
+                evaluated = _evaluate_chunk(pool, chunk, controls, span)
                 for control, found in zip(controls, evaluated, strict=True):
                     results[control.id].extend(found)
     return results
+
+
+def _evaluate_chunk(
+    pool: ThreadPoolExecutor,
+    chunk: _Chunk,
+    controls: Sequence[Control],
+    moments: Sequence[datetime],
+) -> list[list[StepResult]]:
+    """Each control over a chunk, started as soon as the signals it reads are placed,
+    so that controls are evaluated while the remaining signals are read."""
+    started: dict[str, Future[list[StepResult]]] = {}
+
+    def begin() -> None:
+        for control in controls:
+            if control.id not in started and chunk.ready(control):
+                started[control.id] = pool.submit(_evaluate_control, chunk, control, moments)
+
+    chunk.load(placed=begin)
+    begin()
+    return [started[control.id].result() for control in controls]

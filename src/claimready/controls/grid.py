@@ -972,9 +972,12 @@ class _Pivot:
     def _fresh(self, latest: _Latest) -> tuple[np.ndarray, np.ndarray]:
         """Per row, whether the newest fact is fresh, and its index (any, where not fresh)."""
         row = latest.row_of[self.rows]
-        index = np.full(len(row), _NONE, dtype=latest.index.dtype)
         placed = row >= 0
-        index[placed] = latest.index[row[placed] * len(self.chunk.steps) + self.steps[placed]]
+        if placed.all():
+            index = latest.index[row * len(self.chunk.steps) + self.steps]
+        else:
+            index = np.full(len(row), _NONE, dtype=latest.index.dtype)
+            index[placed] = latest.index[row[placed] * len(self.chunk.steps) + self.steps[placed]]
         facts = latest.facts
         fresh = (index >= 0) & (facts.observed[index] > self.oldest)
         self.cited.append(np.where(fresh, facts.evidence[index], _NONE))
@@ -1033,7 +1036,9 @@ class _Pivot:
     def newest_stored(self) -> np.ndarray:
         if not self.stored:
             return np.full(len(self.cells), _EARLIEST, dtype=np.int64)
-        newest: np.ndarray = np.maximum.reduce(self.stored)
+        newest = self.stored[0].copy()
+        for stored in self.stored[1:]:
+            np.maximum(newest, stored, out=newest)
         return newest
 
 

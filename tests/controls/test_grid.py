@@ -296,6 +296,44 @@ def test_snapshot_files_stand_for_the_facts(tmp_path: Path, precounted: list[str
     assert [s.passing for s in counts] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_snapshot_files_of_separate_days_are_read_without_sorting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: bool
+) -> None:
+    # One file a day (one piece of evidence each), every one with its snapshot file.
+    rows: list[tuple[int, str, Any, datetime, int]] = [
+        (asset, "v.cve", cve, START + timedelta(days=day, hours=hour), day + 1)
+        for day in range(4)
+        for asset in (3, 4)
+        for hour in (2, 9)
+        for cve in CVES[: 1 + (asset + day + hour) % 3]
+    ]
+    rows += [
+        (3, "v.critical", 1.0, START + timedelta(days=day, hours=9), day + 1) for day in (1, 2)
+    ]
+    rows += [(5, "kev.listed", cve, START + timedelta(hours=h), 1) for cve, h in CVES_LISTED]
+    if late:  # more of one snapshot, from later evidence: a second file of that day
+        rows += [(3, "v.cve", cve, START + timedelta(days=1, hours=9), 6) for cve in CVES[:2]]
+    source = _source(tmp_path, rows, [1, 2, 3, 4, 5, 6], None, [], ["CVE-1", "CVE-2"])
+    seen: list[bool] = []
+    per_moment = grid._per_moment
+
+    def recording(columns: Any, *, together: bool = False) -> Any:
+        seen.append(together)
+        return per_moment(columns, together=together)
+
+    monkeypatch.setattr(grid, "_per_moment", recording)
+    steps = timeline.step_series(START, START + timedelta(days=4), timedelta(hours=4))
+    for control in (CONTROLS[4], CONTROLS[5]):
+        with timeline.connect(source) as connection:
+            expected = timeline.evaluate_steps(
+                connection, control=control, steps=steps, types=TYPES
+            )
+        found = grid.evaluate(source, controls=[control], steps=steps, types=TYPES)
+        assert found[control.id] == expected, control.id
+    assert seen == [not late, not late]
+
+
 def test_a_damaged_fact_file_is_named(tmp_path: Path) -> None:
     rows = [(1, "a.flag", True, START + timedelta(hours=3), 1)]
     source = _source(tmp_path, rows, [1, 2, 3, 4, 5, 6], None, [])

@@ -41,7 +41,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -112,6 +114,7 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return table
 
 
+_T = TypeVar("_T")
 #: A read, given a DuckDB cursor of its own; it returns what places its result.
 _Job = Callable[[duckdb.DuckDBPyConnection], Callable[[], None]]
 _SCANNED = pa.schema(
@@ -196,11 +199,89 @@ def _scan_file(
     return pa.Table.from_arrays(columns, schema=schema).filter(pa.array(keep))
 
 
+_SNAPSHOT_ROWS = pa.schema(
+    [(name, pa.int64()) for name in ("asset_id", "o", "e", "v", "listed", "m")]
+)
+
+
+def _scan_snapshots(
+    files: Sequence[Path],
+    tenant_id: int,
+    signal: str,
+    listed: dict[str, int] | None,
+    window: tuple[int, int],
+) -> pa.Table:
+    """Snapshot rows of ``signal``'s domain from the files' snapshot files, read with Arrow.
+
+    Columns as the counting query gives them (:data:`_SNAPSHOT_ROWS`): per asset,
+    moment and evidence the count of the signal's facts (``v``); with ``listed`` (KEV
+    listing times by CVE) also, per CVE the catalog listed, its listing time and how
+    many facts have it (``listed``, ``m``; elsewhere no time and 0).
+    """
+    domain = snapshots.domain(signal) + "."
+    times = listed or {}
+    schema = _SNAPSHOT_ROWS if listed is not None else pa.schema(list(_SNAPSHOT_ROWS)[:4])
+    parts = []
+    for path in files:
+        source = snapshots.snapshot_path(path)
+        try:
+            parquet = pq.ParquetFile(source, read_dictionary=["signal", "value"])
+            groups, mixed = _row_groups(parquet.metadata, tenant_id, [domain], window, prefix=True)
+            wanted = ["signal", "asset_id", "observed_at", "evidence_id", "n", "value"]
+            table = parquet.read_row_groups(
+                groups, columns=[*wanted, "tenant_id"] if mixed else wanted, use_threads=True
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read the stored facts: {source}: {exc}") from exc
+        ours = _per_dictionary(table.column("signal"), lambda name: name == signal, False)
+        inside = _per_dictionary(
+            table.column("signal"), lambda name: name.startswith(domain), False
+        )
+        when = _per_dictionary(
+            table.column("value"), lambda cve: times.get(cve, _EARLIEST), _EARLIEST
+        )
+        plain = np.asarray(table.column("value").is_null())
+        observed = table.column("observed_at").cast(pa.int64()).to_numpy()
+        n = table.column("n").to_numpy()
+        keep = inside & (observed > window[0]) & (observed <= window[1])
+        if listed is None:
+            keep &= plain
+        if mixed:
+            keep &= np.asarray(pc.fill_null(pc.equal(table.column("tenant_id"), tenant_id), False))
+        matched = ours & (when != _EARLIEST)
+        columns = [
+            table.column("asset_id").to_numpy(),
+            observed,
+            table.column("evidence_id").to_numpy(),
+            np.where(ours & plain, n, 0),
+            np.where(matched, when, _EARLIEST),
+            np.where(matched, n, 0),
+        ]
+        parts.append(pa.table([column[keep] for column in columns[: len(schema)]], schema=schema))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _per_dictionary(column: pa.ChunkedArray, value: Callable[[str], _T], missing: _T) -> np.ndarray:
+    """``value`` of each row of a dictionary-encoded column, computed once per entry."""
+    found = []
+    for chunk in column.chunks:
+        entries = [value(entry) for entry in chunk.dictionary.to_pylist()]
+        lookup = np.array([*entries, missing])  # a null reads the last
+        found.append(lookup[pc.fill_null(chunk.indices, len(entries)).to_numpy()])
+    return np.concatenate(found) if found else np.array([], dtype=type(missing))
+
+
 def _row_groups(
-    metadata: pq.FileMetaData, tenant_id: int, signals: Sequence[str], window: tuple[int, int]
+    metadata: pq.FileMetaData,
+    tenant_id: int,
+    signals: Sequence[str],
+    window: tuple[int, int],
+    *,
+    prefix: bool = False,
 ) -> tuple[list[int], bool]:
-    """Row groups that can hold facts of the tenant's ``signals`` in the window, and whether
-    any of them may hold another tenant's facts too."""
+    """Row groups that can hold facts of the tenant's ``signals`` (with ``prefix``: of
+    signals starting with one of them) in the window, and whether any of them may hold
+    another tenant's facts too."""
     names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
     signal, observed, tenant = (names.index(n) for n in ("signal", "observed_at", "tenant_id"))
     lower, upper = window
@@ -208,7 +289,10 @@ def _row_groups(
     for number in range(metadata.num_row_groups):
         group = metadata.row_group(number)
         named, seen, owner = (group.column(i).statistics for i in (signal, observed, tenant))
-        if _bounded(named) and not any(named.min <= s <= named.max for s in signals):
+        if _bounded(named) and not any(
+            named.min <= s <= named.max or (prefix and s <= named.max and named.min < _after(s))
+            for s in signals
+        ):
             continue
         if _bounded(seen) and (seen.max_raw <= lower or seen.min_raw > upper):
             continue
@@ -217,6 +301,11 @@ def _row_groups(
         mixed = mixed or not (_bounded(owner) and owner.min == owner.max == tenant_id)
         groups.append(number)
     return groups, mixed
+
+
+def _after(prefix: str) -> str:
+    """The least text after every text starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _bounded(statistics: pq.Statistics | None) -> bool:
@@ -360,6 +449,8 @@ class _Tenant:
         self._covered: dict[Path, snapshots.Covered | None] = {}
         self._catalog: frozenset[str] | None = None
         self._reports: dict[str, int] | None = None
+        self._kev_times: dict[str, int] | None = None
+        self._days = dict(zip(source.files, source.days, strict=False))
 
     @property
     def assets(self) -> int:
@@ -441,6 +532,22 @@ class _Tenant:
             self.connection.unregister("kev_listed_arrow")
             self._kev = True
         return "kev_listed"
+
+    def apart(self, files: Sequence[Path]) -> bool:
+        """Whether no two of the files hold facts of the same day."""
+        if not all(path in self._days for path in files):
+            return False
+        spans = sorted(self._days[path] for path in files)
+        return all(last < day for (_, last), (day, _) in pairwise(spans))
+
+    def kev_times(self) -> dict[str, int]:
+        """When the KEV catalog first listed each CVE (microseconds)."""
+        if self._kev_times is None:
+            listed = first_of(self.summary, KEV_SIGNAL)
+            kev = listed.group_by("key", use_threads=False).aggregate([("first", "min")])
+            keys, times = kev.column("key").to_pylist(), kev.column("first_min").to_pylist()
+            self._kev_times = {k: t for k, t in zip(keys, times, strict=True) if k is not None}
+        return self._kev_times
 
     def files(self, lower: int, upper: int) -> list[Path]:
         """Files of the days that can hold facts observed in ``(lower, upper]``."""
@@ -772,28 +879,32 @@ class _Chunk:
         name = snapshots.domain(signal)
         lower, expected = self._since(lambda s: s.startswith(name + "."), freshness)
 
-        def sql(lower: int) -> str:
+        def job(lower: int) -> _Job:
             files = self.tenant.files(lower, upper)
             kept = [f for f in files if self.tenant.precomputed(f, name, with_kev=with_kev)]
             # Both give per asset, moment and evidence the count of the signal's facts (v)
             # and, for kev(), per listing time how many of them the catalog listed (m).
-            parts = [self._counted([f for f in files if f not in kept], signal, with_kev, lower)]
-            if kept:
-                parts.append(self._precounted(kept, signal, with_kev, lower))
-            # In the order snapshots are made in: sorting here uses DuckDB's threads.
-            return " UNION ALL ".join(f"({part})" for part in parts) + " ORDER BY asset_id, o"
+            # Made here: it may make the KEV table, on this thread's connection.
+            query = self._counted([f for f in files if f not in kept], signal, with_kev, lower)
+            listed = self.tenant.kev_times() if with_kev else None
+            tenant_id = int(self.tenant.source.tenant_id)
 
-        def job(lower: int) -> _Job:
-            query = sql(lower)  # here: it may make the KEV table, on this thread's connection
+            # Rows of one snapshot are next to each other in a snapshot file, and in no
+            # other file unless two files hold facts of the same day.
+            together = len(kept) == len(files) and self.tenant.apart(kept)
 
             def read(cursor: duckdb.DuckDBPyConnection) -> Callable[[], None]:
+                table = _fetch(cursor, query)
+                if kept:
+                    found = _scan_snapshots(kept, tenant_id, signal, listed, (lower, upper))
+                    table = pa.concat_tables([table.cast(found.schema), found])
                 columns = self._columns(
-                    _fetch(cursor, query),
+                    table,
                     "number",
                     extra="listed" if with_kev else None,
                     weights="m" if with_kev else None,
                 )
-                moments, owner = _per_moment(columns)
+                moments, owner = _per_moment(columns, together=together)
                 kev = _listings(columns, owner, moments) if with_kev else _no_kev()
                 return lambda: place(moments, kev, bounded=lower > window)
 
@@ -828,27 +939,6 @@ class _Chunk:
             f"SELECT {self._placement()}, {count} FROM {_facts_sql(files)} f{join} "
             f"{self._where(lower, int(self.steps[-1]), 'f.')} "
             f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
-        )
-
-    def _precounted(self, files: Sequence[Path], signal: str, with_kev: bool, lower: int) -> str:
-        """The same from the files' snapshot files: counts kept, CVEs the catalog listed."""
-        quoted = sql_text(signal)
-        count = f"CASE WHEN s.value IS NULL AND s.signal = {quoted} THEN s.n ELSE 0 END AS v"
-        join, only = "", " AND s.value IS NULL"
-        if with_kev:
-            count += (
-                ", k.first_min AS listed, CASE WHEN k.first_min IS NULL THEN 0 ELSE s.n END AS m"
-            )
-            join = (
-                f" LEFT JOIN {self.tenant.kev_table()} k ON k.key = "
-                f"(CASE WHEN s.signal = {quoted} THEN s.value END)"
-            )
-            only = ""
-        sidecars = parquet_sql([snapshots.snapshot_path(f) for f in files])
-        return (
-            f"SELECT {self._placement('s.')}, {count} FROM {sidecars} s{join} "
-            f"{self._where(lower, int(self.steps[-1]), 's.')} "
-            f"AND {domain_filter('s.signal', signal)}{only}"
         )
 
 
@@ -910,17 +1000,23 @@ def _no_kev() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nothing, nothing, nothing
 
 
-def _per_moment(columns: _Columns) -> tuple[_Columns, np.ndarray]:
+def _per_moment(columns: _Columns, *, together: bool = False) -> tuple[_Columns, np.ndarray]:
     """Snapshot rows: per asset and moment, the count, newest evidence and storage.
 
-    Also returns, for each row read, the snapshot it belongs to.
+    Also returns, for each row read, the snapshot it belongs to. Rows are sorted by
+    asset and moment first, unless they are in order or ``together`` (the rows of each
+    snapshot are next to each other).
     """
     facts = columns.facts
     if not len(facts.observed):
         return columns, np.zeros(0, dtype=np.int64)
     rows, observed = columns.rows, facts.observed
-    ordered = (rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (observed[1:] >= observed[:-1]))
-    order = None if ordered.all() else np.lexsort((observed, rows))
+    order = None
+    if not together:
+        ordered = (rows[1:] > rows[:-1]) | (
+            (rows[1:] == rows[:-1]) & (observed[1:] >= observed[:-1])
+        )
+        order = None if ordered.all() else np.lexsort((observed, rows))
 
     def sort(values: np.ndarray) -> np.ndarray:
         return values if order is None else values[order]

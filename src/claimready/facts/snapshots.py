@@ -18,7 +18,10 @@ of that moment:
   row per signal, asset, moment, evidence and value, with ``n`` the number of
   such facts.
 
-Its metadata names the domains covered and the CVEs that were looked up. An
+Rows are sorted by domain, then asset, moment and evidence, so that a reader
+finds a domain's rows together (skipping other row groups by their statistics)
+and each snapshot's rows next to each other. Its metadata names the domains
+covered and the CVEs that were looked up. An
 evaluation uses it for a domain it covers, and for ``kev()`` only when every
 CVE the catalog lists now was looked up; otherwise (a domain not covered, a
 catalog that has grown since, a file compacted before snapshot files existed
@@ -91,11 +94,13 @@ def write_snapshots(
         wanted = f"split_part(signal, '.', 1) IN ({', '.join(sql_text(d) for d in domains)})"
         keys = "tenant_id, signal, asset_id, observed_at, evidence_id"
         table = connection.execute(
+            f"SELECT {keys}, n, value FROM ("
             f"SELECT {keys}, count(*) AS n, NULL::VARCHAR AS value FROM {source} "
             f"WHERE {wanted} GROUP BY ALL UNION ALL "
             f"SELECT {keys}, count(*) AS n, value_text AS value FROM {source} "
-            f"WHERE {wanted} AND value_text IN (SELECT key FROM snapshot_kev) GROUP BY ALL "
-            f"ORDER BY signal, asset_id, observed_at, evidence_id, value NULLS FIRST"
+            f"WHERE {wanted} AND value_text IN (SELECT key FROM snapshot_kev) GROUP BY ALL) "
+            f"ORDER BY split_part(signal, '.', 1), asset_id, observed_at, evidence_id, signal, "
+            f"value NULLS FIRST"
         ).to_arrow_table()
     finally:
         connection.unregister("snapshot_kev")

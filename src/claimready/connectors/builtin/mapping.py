@@ -140,11 +140,15 @@ def load_mapping(path: Path) -> Mapping:
         raise ConfigError(f"{path}: cannot read mapping: {problem}") from exc
 
 
+#: libyaml's safe loader where PyYAML has it (every process parses the bundled mappings).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @functools.lru_cache(maxsize=64)
 def _parsed(path: Path, text: str) -> Mapping:
     """The mapping of a file's text (the path only names it in errors, which are not kept)."""
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except (ValueError, yaml.YAMLError) as exc:
         problem = " ".join(str(exc).split())
         raise ConfigError(f"{path}: cannot read mapping: {problem}") from exc

@@ -35,6 +35,7 @@ Memory is bounded by evaluating at most :data:`MAX_CELLS` asset-steps at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -181,7 +182,7 @@ def _scan_file(
         lookup = np.array([*known, _NONE], dtype=np.int16)  # a null reads the last
         codes.append(lookup[pc.fill_null(chunk.indices, len(known)).to_numpy()])
     code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int16)
-    observed = table.column("observed_at").cast(pa.int64())
+    observed = _microseconds(table.column("observed_at"))
     o = observed.to_numpy()
     keep = (code >= 0) & (o > lower) & (o <= upper) & np.asarray(observed.is_valid())
     if mixed:
@@ -192,7 +193,7 @@ def _scan_file(
         observed,
         table.column("evidence_id"),
         *(
-            table.column(name).cast(pa.int64()) if kind == "time" else table.column(name)
+            _microseconds(table.column(name)) if kind == "time" else table.column(name)
             for kind, name in zip(kinds, values, strict=True)
         ),
     ]
@@ -241,7 +242,7 @@ def _scan_snapshots(
             table.column("value"), lambda cve: times.get(cve, _EARLIEST), _EARLIEST
         )
         plain = np.asarray(table.column("value").is_null())
-        observed = table.column("observed_at").cast(pa.int64()).to_numpy()
+        observed = _microseconds(table.column("observed_at")).to_numpy()
         n = table.column("n").to_numpy()
         keep = inside & (observed > window[0]) & (observed <= window[1])
         if listed is None:
@@ -285,6 +286,7 @@ def _row_groups(
     names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
     signal, observed, tenant = (names.index(n) for n in ("signal", "observed_at", "tenant_id"))
     lower, upper = window
+    unit = _units(metadata, observed)  # statistics of the observation times, in microseconds
     groups, mixed = [], False
     for number in range(metadata.num_row_groups):
         group = metadata.row_group(number)
@@ -294,13 +296,31 @@ def _row_groups(
             for s in signals
         ):
             continue
-        if _bounded(seen) and (seen.max_raw <= lower or seen.min_raw > upper):
+        if (
+            unit
+            and _bounded(seen)
+            and (seen.max_raw * unit <= lower or seen.min_raw * unit > upper)
+        ):
             continue
         if _bounded(owner) and not owner.min <= tenant_id <= owner.max:
             continue
         mixed = mixed or not (_bounded(owner) and owner.min == owner.max == tenant_id)
         groups.append(number)
     return groups, mixed
+
+
+def _microseconds(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Times as microseconds since the epoch."""
+    return column.cast(_TIMESTAMP).cast(pa.int64())
+
+
+def _units(metadata: pq.FileMetaData, column: int) -> float:
+    """Microseconds per stored unit of a time column (0: not a time stored as we know)."""
+    described = metadata.schema.column(column)
+    if described.physical_type != "INT64":
+        return 0
+    unit = json.loads(described.logical_type.to_json()).get("timeUnit")
+    return {"milliseconds": 1000, "microseconds": 1, "nanoseconds": 0.001}.get(unit, 0)
 
 
 def _after(prefix: str) -> str:

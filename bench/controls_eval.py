@@ -4,7 +4,7 @@ A tenant with 10,000 assets (users, workstations, servers, backup jobs,
 network devices, cloud resources, email domains, the organization) and a
 year of daily evidence for 20 baseline controls is written directly as
 Parquet in the product's layout (``tenant=<id>/day=<date>/``, one compacted
-file per day) and registered in a fresh SQLite deployment (tenant, sources,
+file per day with its snapshot file) and registered in a fresh SQLite deployment (tenant, sources,
 evidence, assets, fact files); settled months are then merged into one file
 each by the product's own compaction, as ingest does. The product's
 :func:`claimready.controls.service.evaluate` runs on it.
@@ -58,12 +58,15 @@ from claimready.db.engine import transaction
 from claimready.db.migrate import upgrade
 from claimready.evidence.models import Evidence
 from claimready.facts.models import FactFile
+from claimready.facts.snapshots import write_snapshots
 from claimready.facts.store import (
     COMPACT_ORDER,
     COMPACT_ROW_GROUP_ROWS,
     MONTHS_SETTLE,
     compact_month,
+    connect_duckdb,
     months_to_merge,
+    parquet_sql,
 )
 from claimready.settings import Settings
 from claimready.sources.models import Source
@@ -328,6 +331,17 @@ def build(data_dir: Path, size: Size) -> int:
                 )
                 for day in days
             )
+        # As compaction does for each day file: its snapshot counts and KEV matches.
+        files = [
+            settings.facts_dir / f"tenant={tenant_id}/day={day.isoformat()}/c-bench.parquet"
+            for day in days
+        ]
+        with connect_duckdb() as connection:
+            listed = connection.execute(
+                f"SELECT DISTINCT value_text FROM {parquet_sql(files)} WHERE signal = 'kev.listed'"
+            ).fetchall()
+            for path in files:
+                write_snapshots(connection, fact_file=path, kev=[str(r[0]) for r in listed])
         # As ingest does once a month has settled: its day files become one file.
         end = (START + timedelta(days=size.days)).date()
         with transaction(app.sessions) as session:

@@ -18,6 +18,7 @@ from claimready.connectors.builtin.mapping import (
     mapping_files,
 )
 from claimready.connectors.registry import all_connectors, detect_connector
+from claimready.controls.pack import signal_types
 from claimready.errors import ConfigError
 from tests.connectors.test_jsonlines import (
     FUZZ,
@@ -136,6 +137,24 @@ def test_user_mappings_come_from_the_environment_directory(tmp_path: Path) -> No
     assert found["ninjaone"] == own
     assert found["acme-rmm"] == tmp_path / "acme-rmm.yaml"
     assert found["datto-rmm"].name == "datto-rmm.yaml"
+
+
+def test_an_edited_mapping_counts_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    document = yaml.safe_load(mapping_files({})["ninjaone"].read_text())
+    document["name"] = "acme-rmm"
+    path = tmp_path / "acme-rmm.yaml"
+    path.write_text(yaml.safe_dump(document))
+    monkeypatch.setenv(MAPPINGS_ENV, str(tmp_path))
+    assert load_mapping(path) is load_mapping(path)  # the same text is parsed once
+    assert "mapping:acme-rmm" in all_connectors()
+    assert "device.os" in signal_types()
+    document["signals"][0]["signal"] = "device.acme_contact"
+    path.write_text(yaml.safe_dump(document))
+    assert "device.acme_contact" in signal_types()
+    path.write_text("name: [broken")
+    assert all_connectors()["mapping:acme-rmm"].title == "mapping acme-rmm (invalid)"
+    monkeypatch.delenv(MAPPINGS_ENV)
+    assert "device.acme_contact" not in signal_types()
 
 
 def test_observed_at_wins_and_deterministic() -> None:

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from claimready.controls import grid, timeline
 from claimready.controls.pack import Control, ControlSpec, build_control
 from claimready.errors import StorageError
-from claimready.facts.store import FactRow, write_facts
+from claimready.facts import snapshots
+from claimready.facts.snapshots import write_snapshots
+from claimready.facts.store import FactRow, connect_duckdb, write_facts
 
 TYPES = {
     "a.flag": "bool",
@@ -34,6 +36,7 @@ TYPES = {
 START = datetime(2026, 5, 1, tzinfo=UTC)
 KINDS = {1: "user", 2: "user", 3: "server", 4: "server", 5: "organization", 6: "user"}
 CVES = ("CVE-1", "CVE-2", "CVE-3")
+CVES_LISTED = (("CVE-1", 2), ("CVE-2", 20))
 
 
 def _control(cid: str, predicate: str, **changes: Any) -> Control:
@@ -88,6 +91,32 @@ facts = st.lists(
     max_size=80,
 )
 stored = st.lists(st.integers(0, 100), min_size=6, max_size=6)
+# Vulnerability scans of one day from one piece of evidence (so in one file): CVEs of an
+# asset at one moment (one, or several: a multi-valued domain), with or without a count
+# of critical findings at the same moment.
+scans = st.tuples(
+    st.integers(0, 9),
+    st.integers(1, 6),
+    st.lists(
+        st.tuples(
+            st.sampled_from(sorted(KINDS)),
+            st.integers(0, 47),
+            st.lists(st.sampled_from(CVES), min_size=1, max_size=3),
+            st.booleans(),
+        ),
+        max_size=5,
+    ),
+).map(
+    lambda day: [
+        row
+        for asset, half_hours, cves, critical in day[2]
+        for moment in [START + timedelta(days=day[0], minutes=30 * half_hours)]
+        for row in [(asset, "v.cve", cve, moment, day[1]) for cve in cves]
+        + ([(asset, "v.critical", 0.0, moment, day[1])] if critical else [])
+    ]
+)
+# Snapshot files as compaction writes them, with the CVEs looked up then (None: no files).
+looked_up = st.none() | st.sets(st.sampled_from(CVES)).map(sorted)
 
 
 def _source(
@@ -96,6 +125,7 @@ def _source(
     stored_hours: list[int],
     stored_before: datetime | None,
     exceptions: list[timeline.ExceptionWindow],
+    precounted: list[str] | None = None,
 ) -> timeline.FactSource:
     files: list[tuple[Any, Path]] = []
     by_evidence: dict[int, list[FactRow]] = {}
@@ -115,6 +145,10 @@ def _source(
         ):
             files.append((item.day, facts_dir / item.path))
     files.sort(key=lambda f: (f[0], str(f[1])))
+    if precounted is not None:
+        with connect_duckdb() as connection:
+            for _, path in files:
+                write_snapshots(connection, fact_file=path, kev=precounted)
     return timeline.FactSource(
         files=[path for _, path in files],
         days=[(day, day) for day, _ in files],
@@ -133,18 +167,22 @@ def _source(
 )
 @given(
     rows=facts,
+    scanned=scans,
     stored_hours=stored,
     cut=st.none() | st.integers(0, 100).map(lambda h: START + timedelta(hours=h)),
     excepted=st.booleans(),
     odd=st.integers(0, 23),
+    precounted=looked_up,
 )
 def test_grid_equals_per_control_sql(
     tmp_path_factory: Any,
     rows: list[tuple[int, str, Any, datetime, int]],
+    scanned: list[tuple[int, str, Any, datetime, int]],
     stored_hours: list[int],
     cut: datetime | None,
     excepted: bool,
     odd: int,
+    precounted: list[str] | None,
 ) -> None:
     tmp_path = tmp_path_factory.mktemp("grid")
     exceptions = (
@@ -157,16 +195,19 @@ def test_grid_equals_per_control_sql(
         if excepted
         else []
     )
-    source = _source(tmp_path, rows, stored_hours, cut, exceptions)
+    source = _source(tmp_path, rows + scanned, stored_hours, cut, exceptions, precounted)
     # Ten days of steps read each value type on its own; two days read them together.
-    for days in (10, 2):
+    # A moment late on the last day of facts (one step, or a few) is often after every
+    # asset's last observation: the grid then reads only back to those.
+    late = START + timedelta(days=9, hours=odd, minutes=7)
+    for days, start in ((10, START), (2, START), (0, late), (1, late)):
         for control in CONTROLS:
             steps = sorted(
                 {
                     *timeline.step_series(
-                        START, START + timedelta(days=days), control.spec.step_delta
+                        start, start + timedelta(days=days), control.spec.step_delta
                     ),
-                    START + timedelta(days=1, hours=odd, minutes=7),
+                    start + timedelta(days=min(days, 1), hours=odd, minutes=7),
                 }
             )
             with timeline.connect(source) as connection:
@@ -197,6 +238,100 @@ def test_grid_evaluates_controls_together_as_alone(tmp_path: Path) -> None:
         "pass",
         "unverified",
     ]
+
+
+def test_the_newest_fact_of_evidence_not_counted_is_read_past(tmp_path: Path) -> None:
+    # Evidence 6 is not the tenant's: its facts are in the summary but never decide.
+    rows = [
+        (asset, signal, value, START + timedelta(hours=h), evidence)
+        for asset in (1, 3)
+        for signal, value in (("a.flag", True), ("a.num", 2.0), ("v.cve", "CVE-1"))
+        for h, evidence in ((2, 1), (20, 2), (30, 6))
+    ]
+    source = _source(tmp_path, rows, [1, 2, 3, 4, 5], None, [])
+    for at in (START + timedelta(hours=h) for h in (31, 40, 49)):
+        for control in (CONTROLS[0], CONTROLS[4]):
+            with timeline.connect(source) as connection:
+                expected = timeline.evaluate_steps(
+                    connection, control=control, steps=[at], types=TYPES
+                )
+            found = grid.evaluate(source, controls=[control], steps=[at], types=TYPES)
+            assert found[control.id] == expected, (at, control.id)
+    at = START + timedelta(hours=40)
+    found = grid.evaluate(source, controls=[CONTROLS[0]], steps=[at], types=TYPES)
+    assert found["flags"][0].passing == 2  # from evidence 2, observed 20 hours before
+
+
+@pytest.mark.parametrize("precounted", [None, ["CVE-1", "CVE-2"], ["CVE-2"]])
+def test_snapshot_files_stand_for_the_facts(tmp_path: Path, precounted: list[str] | None) -> None:
+    rows: list[tuple[int, str, Any, datetime, int]] = [
+        (asset, "v.cve", cve, START + timedelta(hours=h), evidence)
+        for asset in (3, 4)
+        for h, evidence in ((5, 1), (29, 2), (53, 2))
+        for cve in ("CVE-1", "CVE-2", "CVE-2", "CVE-3")[: max(1, asset - h // 20)]
+    ]
+    rows += [(3, "v.critical", 0.0, START + timedelta(hours=h), 2) for h in (5, 29, 53)]
+    rows += [(5, "kev.listed", cve, START + timedelta(hours=h), 3) for cve, h in CVES_LISTED]
+    source = _source(tmp_path, rows, [1, 2, 3, 4, 5, 6], None, [], precounted)
+    if precounted is not None:
+        assert [c.domains if c else None for c in map(snapshots.covered, source.files)] == [
+            frozenset({"v"}),
+            None,  # one fact per asset and moment
+            None,  # the KEV catalog's own domain is never kept
+            frozenset({"v"}),
+            frozenset({"v"}),
+        ]
+    steps = timeline.step_series(START, START + timedelta(days=3), timedelta(hours=6))
+    for control in (CONTROLS[4], CONTROLS[5]):
+        with timeline.connect(source) as connection:
+            expected = timeline.evaluate_steps(
+                connection, control=control, steps=steps, types=TYPES
+            )
+        found = grid.evaluate(source, controls=[control], steps=steps, types=TYPES)
+        assert found[control.id] == expected, control.id
+    kevs = grid.evaluate(source, controls=[CONTROLS[5]], steps=steps, types=TYPES)["kevs"]
+    assert [s.failing for s in kevs] == [0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2]
+    counts = grid.evaluate(source, controls=[CONTROLS[4]], steps=steps, types=TYPES)["counts"]
+    # One CVE and no critical finding passes: the count is of the signal's own facts.
+    assert [s.passing for s in counts] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_snapshot_files_of_separate_days_are_read_without_sorting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: bool
+) -> None:
+    # One file a day (one piece of evidence each), every one with its snapshot file.
+    rows: list[tuple[int, str, Any, datetime, int]] = [
+        (asset, "v.cve", cve, START + timedelta(days=day, hours=hour), day + 1)
+        for day in range(4)
+        for asset in (3, 4)
+        for hour in (2, 9)
+        for cve in CVES[: 1 + (asset + day + hour) % 3]
+    ]
+    rows += [
+        (3, "v.critical", 1.0, START + timedelta(days=day, hours=9), day + 1) for day in (1, 2)
+    ]
+    rows += [(5, "kev.listed", cve, START + timedelta(hours=h), 1) for cve, h in CVES_LISTED]
+    if late:  # more of one snapshot, from later evidence: a second file of that day
+        rows += [(3, "v.cve", cve, START + timedelta(days=1, hours=9), 6) for cve in CVES[:2]]
+    source = _source(tmp_path, rows, [1, 2, 3, 4, 5, 6], None, [], ["CVE-1", "CVE-2"])
+    seen: list[bool] = []
+    per_moment = grid._per_moment
+
+    def recording(columns: Any, *, together: bool = False) -> Any:
+        seen.append(together)
+        return per_moment(columns, together=together)
+
+    monkeypatch.setattr(grid, "_per_moment", recording)
+    steps = timeline.step_series(START, START + timedelta(days=4), timedelta(hours=4))
+    for control in (CONTROLS[4], CONTROLS[5]):
+        with timeline.connect(source) as connection:
+            expected = timeline.evaluate_steps(
+                connection, control=control, steps=steps, types=TYPES
+            )
+        found = grid.evaluate(source, controls=[control], steps=steps, types=TYPES)
+        assert found[control.id] == expected, control.id
+    assert seen == [not late, not late]
 
 
 def test_a_damaged_fact_file_is_named(tmp_path: Path) -> None:

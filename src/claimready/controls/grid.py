@@ -35,19 +35,22 @@ Memory is bounded by evaluating at most :data:`MAX_CELLS` asset-steps at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import repeat
+from itertools import pairwise
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from claimready.controls.expr import COUNT, EVER, KEV, STEP_COLUMN, VALUE, column, compile_sql
 from claimready.controls.pack import Control
@@ -61,6 +64,8 @@ from claimready.controls.timeline import (
     combine,
     domain_filter,
 )
+from claimready.errors import StorageError
+from claimready.facts import snapshots
 from claimready.facts.store import (
     FACT_SCHEMA,
     connect_duckdb,
@@ -72,17 +77,20 @@ from claimready.facts.summary import first_of, summarize
 from claimready.timeutil import UTC, format_utc
 
 MAX_CELLS = 4_000_000
+#: Over many days of steps, one read takes signals of at most about this many
+#: (asset, signal) pairs, so that reading the next overlaps placing the last.
+BULKY_REPORTS = 12_000
 _NO_FACTS = "no_facts"
 log = logging.getLogger(__name__)
 _NONE = -1
 _NEVER = np.iinfo(np.int64).max
 _EARLIEST = np.iinfo(np.int64).min
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
-_VALUE_SQL = {
+_VALUE_COLUMN = {
     "bool": "value_bool",
     "number": "value_num",
     "text": "value_text",
-    "time": "epoch_us(value_time)",
+    "time": "value_time",
 }
 
 
@@ -105,6 +113,223 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     table = read_facts(connection, sql)
     log.debug("%.3f s, %d rows: %s", time.perf_counter() - started, table.num_rows, sql[:120])
     return table
+
+
+_T = TypeVar("_T")
+#: A read, given a DuckDB cursor of its own; it returns what places its result.
+_Job = Callable[[duckdb.DuckDBPyConnection], Callable[[], None]]
+_SCANNED = pa.schema(
+    [
+        ("code", pa.int16()),
+        ("asset_id", pa.int64()),
+        ("o", pa.int64()),
+        ("e", pa.int64()),
+        ("v_bool", pa.bool_()),
+        ("v_number", pa.float64()),
+        ("v_text", pa.string()),
+        ("v_time", pa.int64()),
+    ]
+)
+
+
+def _scan(
+    files: Sequence[Path],
+    tenant_id: int,
+    signals: Sequence[str],
+    kinds: Sequence[str],
+    window: tuple[int, int],
+) -> pa.Table:
+    """The tenant's facts of ``signals`` observed in ``(lower, upper]``, read with Arrow.
+
+    Columns: the signal's position among ``signals`` (``code``), ``asset_id``,
+    observation and evidence (``o``, ``e``) and the value of each kind (``v_bool``
+    ...; times in microseconds). Compacted files are sorted by signal, so only the
+    row groups whose statistics can hold the signals (and the window) are read;
+    Arrow decodes them faster than a query returns them.
+    """
+    schema = pa.schema([_SCANNED.field(n) for n in ("code", "asset_id", "o", "e")])
+    schema = pa.schema([*schema, *(_SCANNED.field(f"v_{kind}") for kind in kinds)])
+    started = time.perf_counter()
+    parts = [_scan_file(path, tenant_id, signals, kinds, window, schema) for path in files]
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    log.debug("%.3f s, %d rows: scan of %s", time.perf_counter() - started, table.num_rows, signals)
+    return table
+
+
+def _scan_file(
+    path: Path,
+    tenant_id: int,
+    signals: Sequence[str],
+    kinds: Sequence[str],
+    window: tuple[int, int],
+    schema: pa.Schema,
+) -> pa.Table:
+    lower, upper = window
+    values = [_VALUE_COLUMN[kind] for kind in kinds]
+    try:
+        parquet = pq.ParquetFile(path, read_dictionary=["signal"])
+        groups, mixed = _row_groups(parquet.metadata, tenant_id, signals, window)
+        wanted = ["asset_id", "signal", "observed_at", "evidence_id", *values]
+        table = parquet.read_row_groups(
+            groups, columns=[*wanted, "tenant_id"] if mixed else wanted, use_threads=True
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise StorageError(f"cannot read the stored facts: {path}: {exc}") from exc
+    position = {signal: code for code, signal in enumerate(signals)}
+    codes = []
+    for chunk in table.column("signal").chunks:
+        known = [position.get(name, _NONE) for name in chunk.dictionary.to_pylist()]
+        lookup = np.array([*known, _NONE], dtype=np.int16)  # a null reads the last
+        codes.append(lookup[pc.fill_null(chunk.indices, len(known)).to_numpy()])
+    code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int16)
+    observed = _microseconds(table.column("observed_at"))
+    o = observed.to_numpy()
+    keep = (code >= 0) & (o > lower) & (o <= upper) & np.asarray(observed.is_valid())
+    if mixed:
+        keep &= np.asarray(pc.fill_null(pc.equal(table.column("tenant_id"), tenant_id), False))
+    columns = [
+        pa.array(code),
+        table.column("asset_id"),
+        observed,
+        table.column("evidence_id"),
+        *(
+            _microseconds(table.column(name)) if kind == "time" else table.column(name)
+            for kind, name in zip(kinds, values, strict=True)
+        ),
+    ]
+    return pa.Table.from_arrays(columns, schema=schema).filter(pa.array(keep))
+
+
+_SNAPSHOT_ROWS = pa.schema(
+    [(name, pa.int64()) for name in ("asset_id", "o", "e", "v", "listed", "m")]
+)
+
+
+def _scan_snapshots(
+    files: Sequence[Path],
+    tenant_id: int,
+    signal: str,
+    listed: dict[str, int] | None,
+    window: tuple[int, int],
+) -> pa.Table:
+    """Snapshot rows of ``signal``'s domain from the files' snapshot files, read with Arrow.
+
+    Columns as the counting query gives them (:data:`_SNAPSHOT_ROWS`): per asset,
+    moment and evidence the count of the signal's facts (``v``); with ``listed`` (KEV
+    listing times by CVE) also, per CVE the catalog listed, its listing time and how
+    many facts have it (``listed``, ``m``; elsewhere no time and 0).
+    """
+    domain = snapshots.domain(signal) + "."
+    times = listed or {}
+    schema = _SNAPSHOT_ROWS if listed is not None else pa.schema(list(_SNAPSHOT_ROWS)[:4])
+    parts = []
+    for path in files:
+        source = snapshots.snapshot_path(path)
+        try:
+            parquet = pq.ParquetFile(source, read_dictionary=["signal", "value"])
+            groups, mixed = _row_groups(parquet.metadata, tenant_id, [domain], window, prefix=True)
+            wanted = ["signal", "asset_id", "observed_at", "evidence_id", "n", "value"]
+            table = parquet.read_row_groups(
+                groups, columns=[*wanted, "tenant_id"] if mixed else wanted, use_threads=True
+            )
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read the stored facts: {source}: {exc}") from exc
+        ours = _per_dictionary(table.column("signal"), lambda name: name == signal, False)
+        inside = _per_dictionary(
+            table.column("signal"), lambda name: name.startswith(domain), False
+        )
+        when = _per_dictionary(
+            table.column("value"), lambda cve: times.get(cve, _EARLIEST), _EARLIEST
+        )
+        plain = np.asarray(table.column("value").is_null())
+        observed = _microseconds(table.column("observed_at")).to_numpy()
+        n = table.column("n").to_numpy()
+        keep = inside & (observed > window[0]) & (observed <= window[1])
+        if listed is None:
+            keep &= plain
+        if mixed:
+            keep &= np.asarray(pc.fill_null(pc.equal(table.column("tenant_id"), tenant_id), False))
+        matched = ours & (when != _EARLIEST)
+        columns = [
+            table.column("asset_id").to_numpy(),
+            observed,
+            table.column("evidence_id").to_numpy(),
+            np.where(ours & plain, n, 0),
+            np.where(matched, when, _EARLIEST),
+            np.where(matched, n, 0),
+        ]
+        parts.append(pa.table([column[keep] for column in columns[: len(schema)]], schema=schema))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _per_dictionary(column: pa.ChunkedArray, value: Callable[[str], _T], missing: _T) -> np.ndarray:
+    """``value`` of each row of a dictionary-encoded column, computed once per entry."""
+    found = []
+    for chunk in column.chunks:
+        entries = [value(entry) for entry in chunk.dictionary.to_pylist()]
+        lookup = np.array([*entries, missing])  # a null reads the last
+        found.append(lookup[pc.fill_null(chunk.indices, len(entries)).to_numpy()])
+    return np.concatenate(found) if found else np.array([], dtype=type(missing))
+
+
+def _row_groups(
+    metadata: pq.FileMetaData,
+    tenant_id: int,
+    signals: Sequence[str],
+    window: tuple[int, int],
+    *,
+    prefix: bool = False,
+) -> tuple[list[int], bool]:
+    """Row groups that can hold facts of the tenant's ``signals`` (with ``prefix``: of
+    signals starting with one of them) in the window, and whether any of them may hold
+    another tenant's facts too."""
+    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+    signal, observed, tenant = (names.index(n) for n in ("signal", "observed_at", "tenant_id"))
+    lower, upper = window
+    unit = _units(metadata, observed)  # statistics of the observation times, in microseconds
+    groups, mixed = [], False
+    for number in range(metadata.num_row_groups):
+        group = metadata.row_group(number)
+        named, seen, owner = (group.column(i).statistics for i in (signal, observed, tenant))
+        if _bounded(named) and not any(
+            named.min <= s <= named.max or (prefix and s <= named.max and named.min < _after(s))
+            for s in signals
+        ):
+            continue
+        if (
+            unit
+            and _bounded(seen)
+            and (seen.max_raw * unit <= lower or seen.min_raw * unit > upper)
+        ):
+            continue
+        if _bounded(owner) and not owner.min <= tenant_id <= owner.max:
+            continue
+        mixed = mixed or not (_bounded(owner) and owner.min == owner.max == tenant_id)
+        groups.append(number)
+    return groups, mixed
+
+
+def _microseconds(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Times as microseconds since the epoch."""
+    return column.cast(_TIMESTAMP).cast(pa.int64())
+
+
+def _units(metadata: pq.FileMetaData, column: int) -> float:
+    """Microseconds per stored unit of a time column (0: not a time stored as we know)."""
+    described = metadata.schema.column(column)
+    if described.physical_type != "INT64":
+        return 0
+    unit = json.loads(described.logical_type.to_json()).get("timeUnit")
+    return {"milliseconds": 1000, "microseconds": 1, "nanoseconds": 0.001}.get(unit, 0)
+
+
+def _after(prefix: str) -> str:
+    """The least text after every text starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _bounded(statistics: pq.Statistics | None) -> bool:
+    return statistics is not None and bool(statistics.has_min_max)
 
 
 def _facts_sql(files: Sequence[Path]) -> str:
@@ -235,8 +460,17 @@ class _Tenant:
         )
         self.first = self.per_asset(self.summary, "first", np.minimum)
         self.last = self.per_asset(self.summary, "last", np.maximum)
+        signals = pc.dictionary_encode(self.summary.column("signal").combine_chunks())
+        self._summary_signals: list[str] = signals.dictionary.to_pylist()
+        self._summary_codes = np.asarray(signals.indices)
+        self._summary_rows = self.rows(self.summary.column("asset_id").to_numpy())
         self._firsts: dict[str, tuple[np.ndarray, int]] = {}
         self._kev = False
+        self._covered: dict[Path, snapshots.Covered | None] = {}
+        self._catalog: frozenset[str] | None = None
+        self._reports: dict[str, int] | None = None
+        self._kev_times: dict[str, int] | None = None
+        self._days = dict(zip(source.files, source.days, strict=False))
 
     @property
     def assets(self) -> int:
@@ -264,6 +498,22 @@ class _Tenant:
         reduce.at(result, rows[known], table.column(column_name).to_numpy()[known])
         return result
 
+    def reported(self, signal: str) -> int:
+        """How many assets the summary has reported ``signal`` (a read's size, roughly)."""
+        if self._reports is None:
+            counts = np.bincount(self._summary_codes, minlength=len(self._summary_signals))
+            self._reports = dict(zip(self._summary_signals, counts.tolist(), strict=True))
+        return self._reports.get(signal, 0)
+
+    def newest(self, wanted: Callable[[str], bool]) -> np.ndarray:
+        """Per grid row, the last observation of any signal ``wanted`` accepts (or none)."""
+        codes = [code for code, name in enumerate(self._summary_signals) if wanted(name)]
+        chosen = np.isin(self._summary_codes, codes) & (self._summary_rows >= 0)
+        newest = np.full(self.assets, _EARLIEST, dtype=np.int64)
+        last = self.summary.column("last").to_numpy()
+        np.maximum.at(newest, self._summary_rows[chosen], last[chosen])
+        return newest
+
     def firsts(self, signal: str) -> tuple[np.ndarray, int]:
         """Per grid row the first observation of ``signal``, and the tenant's first of it."""
         if signal not in self._firsts:
@@ -276,6 +526,22 @@ class _Tenant:
             )
         return self._firsts[signal]
 
+    def precomputed(self, path: Path, domain: str, *, with_kev: bool) -> bool:
+        """Whether a file's snapshot file can stand for its facts of ``domain``'s snapshots.
+
+        For ``kev()`` every CVE the catalog lists (as this evaluation sees it) must
+        have been looked up when the snapshot file was written.
+        """
+        if path not in self._covered:
+            self._covered[path] = snapshots.covered(path)
+        covered = self._covered[path]
+        if covered is None or domain not in covered.domains:
+            return False
+        if with_kev and self._catalog is None:
+            keys = first_of(self.summary, KEV_SIGNAL).column("key").drop_null()
+            self._catalog = frozenset(keys.to_pylist())
+        return not with_kev or (self._catalog or frozenset()) <= covered.looked_up
+
     def kev_table(self) -> str:
         """A table of CVEs and when the KEV catalog first listed each (made once)."""
         if not self._kev:
@@ -286,6 +552,22 @@ class _Tenant:
             self.connection.unregister("kev_listed_arrow")
             self._kev = True
         return "kev_listed"
+
+    def apart(self, files: Sequence[Path]) -> bool:
+        """Whether no two of the files hold facts of the same day."""
+        if not all(path in self._days for path in files):
+            return False
+        spans = sorted(self._days[path] for path in files)
+        return all(last < day for (_, last), (day, _) in pairwise(spans))
+
+    def kev_times(self) -> dict[str, int]:
+        """When the KEV catalog first listed each CVE (microseconds)."""
+        if self._kev_times is None:
+            listed = first_of(self.summary, KEV_SIGNAL)
+            kev = listed.group_by("key", use_threads=False).aggregate([("first", "min")])
+            keys, times = kev.column("key").to_pylist(), kev.column("first_min").to_pylist()
+            self._kev_times = {k: t for k, t in zip(keys, times, strict=True) if k is not None}
+        return self._kev_times
 
     def files(self, lower: int, upper: int) -> list[Path]:
         """Files of the days that can hold facts observed in ``(lower, upper]``."""
@@ -315,42 +597,94 @@ class _Chunk:
         self.values: dict[str, _Latest] = {}
         self.snapshots: dict[str, _Latest] = {}
         self.kev: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        jobs = [self._values_job(group) for group in self._groups(needs.values)]
-        jobs += [
+        self.since = {
+            signal: self._since(signal.__eq__, freshness)
+            for signal, freshness in needs.values.items()
+        }
+        # Snapshots first: placing them costs the most per row read.
+        self._jobs = [
             self._snapshot_job(signal, freshness, signal in needs.kev)
             for signal, freshness in needs.snapshots.items()
         ]
-        self._run(jobs)
+        self._jobs += [self._values_job(group) for group in self._groups(needs.values)]
 
-    def _run(self, jobs: list[tuple[str, Callable[[pa.Table], None]]]) -> None:
-        """Run the queries ahead of placing their results: DuckDB reads (releasing the
-        interpreter) while the arrays of earlier results are built. Over a few days of
-        steps the results are small and every query runs at once, two at a time; over
-        many days one query runs ahead, so that at most two large results are held."""
-        if not jobs:
-            return
-        ahead = 1 if self.bulky else len(jobs)
-        cursors = [self.tenant.connection.cursor() for _ in range(2)]
+    def ready(self, control: Control) -> bool:
+        """Whether every signal the control reads is on the grid."""
+        return all(
+            (VALUE not in features or signal in self.values)
+            and ((COUNT not in features and KEV not in features) or signal in self.kev)
+            for signal, features in control.predicate.needs.items()
+        )
+
+    def load(self, placed: Callable[[], None]) -> None:
+        """Read every signal and place it on the grid, calling ``placed`` after each read.
+
+        Reads run two at a time. A read (DuckDB or Arrow, releasing the interpreter)
+        also turns its rows into arrays and gives back what places them, which runs
+        here, as each read ends, while the next ones go on. At most three results are
+        held: two being read, one being placed.
+        """
+        waiting = list(reversed(self._jobs))
+        free = [self.tenant.connection.cursor() for _ in range(2)]
+        running: dict[Future[Callable[[], None]], duckdb.DuckDBPyConnection] = {}
         try:
             with ThreadPoolExecutor(max_workers=2) as reader:
-                pending = [
-                    reader.submit(_fetch, cursors[n % 2], sql)
-                    for n, (sql, _) in enumerate(jobs[:ahead])
-                ]
-                for number, (_, place) in enumerate(jobs):
-                    table = pending[number].result()
-                    if number + ahead < len(jobs):
-                        sql = jobs[number + ahead][0]
-                        pending.append(reader.submit(_fetch, cursors[number % 2], sql))
-                    place(table)
+                while waiting or running:
+                    while waiting and free:
+                        cursor = free.pop()
+                        running[reader.submit(waiting.pop(), cursor)] = cursor
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    ended = [future for future in running if future in done]
+                    for future in ended:
+                        free.append(running.pop(future))
+                    for future in ended:
+                        while waiting and free:
+                            cursor = free.pop()
+                            running[reader.submit(waiting.pop(), cursor)] = cursor
+                        future.result()()
+                        placed()
         finally:
-            for cursor in cursors:
+            for cursor in free + list(running.values()):
                 cursor.close()
 
     # -- reading ---------------------------------------------------------------
 
     def _window(self, freshness: int) -> tuple[int, int]:
         return int(self.steps[0]) - freshness, int(self.steps[-1])
+
+    def _since(
+        self, wanted: Callable[[str], bool], freshness: int
+    ) -> tuple[int, np.ndarray | None]:
+        """The earliest observation a read of the ``wanted`` signals needs, and what the
+        first step must then find.
+
+        A fact decides only while it is the newest of its asset and is fresh. When every
+        asset's last observation (from the summary) of these signals is at or before the
+        first step, nothing older than the oldest of those can decide anything, so the
+        read starts there rather than a whole freshness window back: an as-of moment
+        after the latest evidence reads the last day or so, not a year. Returned with
+        it, per grid row, the observation the first step must find (none: not checked),
+        since facts the grid drops (evidence it does not count) would make an older one
+        decide; :meth:`_settled` checks that.
+        """
+        start = int(self.steps[0])
+        lower = start - freshness
+        newest = self.tenant.newest(wanted)
+        expected = newest > lower
+        if not expected.any() or bool((newest[expected] > start).any()):
+            return lower, None
+        return int(newest[expected].min()) - 1, np.where(expected, newest, _EARLIEST)
+
+    def _settled(self, latest: _Latest, expected: np.ndarray | None) -> bool:
+        """Whether the first step found the observations :meth:`_since` expects."""
+        if expected is None:
+            return True
+        rows = np.flatnonzero(expected != _EARLIEST)
+        row = latest.row_of[rows]
+        if bool((row < 0).any()):
+            return False
+        index = latest.index[row * len(self.steps)]
+        return bool(np.all(latest.facts.observed[index] == expected[rows]))
 
     def _where(self, lower: int, upper: int, alias: str = "") -> str:
         return (
@@ -365,59 +699,78 @@ class _Chunk:
         windows open nearly the same files share one, while a short window (the
         last days) is not made to open the files of a long one (the last year).
         When the steps themselves span many days, every query is large, so each
-        value type gets its own (one value column each, less memory).
+        value type gets its own (one value column each, less memory), and a group
+        stops at about :data:`BULKY_REPORTS` assets reporting its signals: reads of
+        that size are placed while the next ones are read.
         """
         groups: list[dict[str, int]] = []
         for kind in ("bool", "number", "text", "time") if self.bulky else (None,):
             signals = sorted(
-                (s for s in wanted if kind in (None, self.types[s])), key=lambda s: -wanted[s]
+                (s for s in wanted if kind in (None, self.types[s])),
+                key=lambda s: (self.since[s][0], s),
             )
             current: dict[str, int] = {}
-            opened = 0
+            opened = reports = 0
+            upper = int(self.steps[-1])
             for signal in signals:
-                count = len(self.tenant.files(*self._window(wanted[signal])))
-                if current and count * 4 < opened * 3:
+                count = len(self.tenant.files(self.since[signal][0], upper))
+                reported = self.tenant.reported(signal) if self.bulky else 0
+                if current and (count * 4 < opened * 3 or reports + reported > BULKY_REPORTS):
                     groups.append(current)
                     current = {}
                 if not current:
-                    opened = count
+                    opened, reports = count, 0
                 current[signal] = wanted[signal]
+                reports += reported
             if current:
                 groups.append(current)
         return groups
 
-    def _values_job(self, wanted: dict[str, int]) -> tuple[str, Callable[[pa.Table], None]]:
-        """The query reading a group of signals, and how to place each on the grid.
+    def _values_job(self, wanted: dict[str, int]) -> _Job:
+        """The read of a group of signals (:func:`_scan`), placing each on the grid.
 
-        The query reads from the earliest window of the group; a fact older than
-        its own signal's window never decides anything (it is never fresh).
+        The read starts at the earliest window of the group; a fact older than its
+        own signal's window never decides anything (it is never fresh).
         """
         signals = sorted(wanted)
         kinds = sorted({self.types[s] for s in signals})
-        lower, upper = self._window(max(wanted.values()))
-        files = self.tenant.files(lower, upper)
-        listed = "[" + ", ".join(sql_text(s) for s in signals) + "]"
-        values = ", ".join(f"{_VALUE_SQL[kind]} AS v_{kind}" for kind in kinds)
-        sql = (
-            f"SELECT (list_position({listed}, f.signal) - 1)::SMALLINT AS code, "
-            f"{self._placement()}, {values.replace('value_', 'f.value_')} "
-            f"FROM {_facts_sql(files)} f {self._where(lower, upper, 'f.')} "
-            f"AND f.signal IN ({', '.join(sql_text(s) for s in signals)})"
-        )
+        window = self._window(max(wanted.values()))[0]
+        lower = min(self.since[s][0] for s in signals)
+        tenant_id = int(self.tenant.source.tenant_id)
 
-        def place(table: pa.Table) -> None:
-            by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
-            del table
+        def job(lower: int) -> _Job:
+            upper = int(self.steps[-1])
+            files = self.tenant.files(lower, upper)
+
+            def read(_: duckdb.DuckDBPyConnection) -> Callable[[], None]:
+                table = _scan(files, tenant_id, signals, kinds, (lower, upper))
+                by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
+                del table
+                for kind, columns in by_kind.items():
+                    if len(kinds) > 1:
+                        codes = [c for c, s in enumerate(signals) if self.types[s] == kind]
+                        by_kind[kind] = _renumbered(columns, codes, len(signals))
+                return lambda: place(by_kind, bounded=lower > window)
+
+            return read
+
+        def place(by_kind: dict[str, _Columns], *, bounded: bool) -> None:
             for kind, columns in by_kind.items():
                 codes = [c for c, s in enumerate(signals) if self.types[s] == kind]
-                if len(kinds) > 1:
-                    columns = _renumbered(columns, codes, len(signals))
                 index = self._grid(columns, groups=len(codes))
                 facts = columns.facts.readable()
                 for group, code in enumerate(codes):
                     self.values[signals[code]] = _Latest(facts, *index[group])
+            settled = (self._settled(self.values[s], self.since[s][1]) for s in signals)
+            if bounded and not all(settled):
+                self._read(job(window))()
 
-        return sql, place
+        return job(lower)
+
+    def _read(self, job: _Job) -> Callable[[], None]:
+        """Read at once, beside the reads running ahead."""
+        with self.tenant.connection.cursor() as cursor:
+            return job(cursor)
 
     @staticmethod
     def _placement(alias: str = "f.") -> str:
@@ -427,7 +780,9 @@ class _Chunk:
             f"{alias}evidence_id AS e"
         )
 
-    def _columns(self, table: pa.Table, kind: str, extra: str | None = None) -> _Columns:
+    def _columns(
+        self, table: pa.Table, kind: str, extra: str | None = None, weights: str | None = None
+    ) -> _Columns:
         """Rows read with :meth:`_placement` as arrays: only the tenant's assets, and only
         evidence that counts; evidence by its position among the tenant's evidence ids."""
         code = self.tenant.evidence_code(table.column("e").to_numpy())
@@ -465,7 +820,8 @@ class _Chunk:
             if side_column.null_count:  # listing times: none for values never listed
                 side_column = pc.fill_null(side_column.cast(pa.int64()), _EARLIEST)
             side = pick(np.asarray(side_column))
-        return _Columns(facts, pick(rows), side, self._buckets(facts.observed))
+        counted = None if weights is None else pick(table.column(weights).to_numpy())
+        return _Columns(facts, pick(rows), side, self._buckets(facts.observed), counted)
 
     def _grid(self, columns: _Columns, groups: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Place rows on ``groups`` grids (group in ``columns.extra``) and carry them forward.
@@ -530,39 +886,80 @@ class _Chunk:
         found = np.searchsorted(self.steps, observed)
         return found
 
-    def _snapshot_job(
-        self, signal: str, freshness: int, with_kev: bool
-    ) -> tuple[str, Callable[[pa.Table], None]]:
+    def _snapshot_job(self, signal: str, freshness: int, with_kev: bool) -> _Job:
         """Snapshots of the signal's domain: per asset and moment, its count (and KEV listings).
 
         One pass over the domain's facts: each value of the signal is looked up among
         the CVEs the KEV catalog listed, and facts are counted per asset, moment,
-        evidence and listing time.
+        evidence and listing time. Files whose snapshot file covers the domain (and,
+        for KEV, the whole catalog) are read from it instead: the same rows, counted
+        and matched when the file was compacted.
         """
-        lower, upper = self._window(freshness)
-        files = self.tenant.files(lower, upper)
-        join, listing = "", ""
+        window, upper = self._window(freshness)
+        name = snapshots.domain(signal)
+        lower, expected = self._since(lambda s: s.startswith(name + "."), freshness)
+
+        def job(lower: int) -> _Job:
+            files = self.tenant.files(lower, upper)
+            kept = [f for f in files if self.tenant.precomputed(f, name, with_kev=with_kev)]
+            # Both give per asset, moment and evidence the count of the signal's facts (v)
+            # and, for kev(), per listing time how many of them the catalog listed (m).
+            # Made here: it may make the KEV table, on this thread's connection.
+            query = self._counted([f for f in files if f not in kept], signal, with_kev, lower)
+            listed = self.tenant.kev_times() if with_kev else None
+            tenant_id = int(self.tenant.source.tenant_id)
+
+            # Rows of one snapshot are next to each other in a snapshot file, and in no
+            # other file unless two files hold facts of the same day.
+            together = len(kept) == len(files) and self.tenant.apart(kept)
+
+            def read(cursor: duckdb.DuckDBPyConnection) -> Callable[[], None]:
+                table = _fetch(cursor, query)
+                if kept:
+                    found = _scan_snapshots(kept, tenant_id, signal, listed, (lower, upper))
+                    table = pa.concat_tables([table.cast(found.schema), found])
+                columns = self._columns(
+                    table,
+                    "number",
+                    extra="listed" if with_kev else None,
+                    weights="m" if with_kev else None,
+                )
+                moments, owner = _per_moment(columns, together=together)
+                kev = _listings(columns, owner, moments) if with_kev else _no_kev()
+                return lambda: place(moments, kev, bounded=lower > window)
+
+            return read
+
+        def place(
+            moments: _Columns, kev: tuple[np.ndarray, np.ndarray, np.ndarray], *, bounded: bool
+        ) -> None:
+            index = self._grid(moments, groups=1)
+            self.snapshots[signal] = _Latest(moments.facts.readable(), *index[0])
+            self.kev[signal] = kev
+            if bounded and not self._settled(self.snapshots[signal], expected):
+                self._read(job(window))()
+
+        return job(lower)
+
+    def _counted(self, files: Sequence[Path], signal: str, with_kev: bool, lower: int) -> str:
+        """Snapshot counts (and KEV listings) from the facts: every value is looked up."""
+        quoted = sql_text(signal)
+        count = f"count(*) FILTER (WHERE f.signal = {quoted}) AS v"
+        join = ""
         if with_kev:
+            count += (
+                f", k.first_min AS listed, count(*) FILTER (WHERE f.signal = {quoted} "
+                f"AND k.first_min IS NOT NULL) AS m"
+            )
             join = (
                 f" LEFT JOIN {self.tenant.kev_table()} k ON k.key = "
-                f"(CASE WHEN f.signal = {sql_text(signal)} THEN f.value_text END)"
+                f"(CASE WHEN f.signal = {quoted} THEN f.value_text END)"
             )
-            listing = ", k.first_min AS listed"
-        sql = (
-            f"SELECT {self._placement()}{listing}, "
-            f"count(*) FILTER (WHERE f.signal = {sql_text(signal)}) AS v "
-            f"FROM {_facts_sql(files)} f{join} {self._where(lower, upper, 'f.')} "
+        return (
+            f"SELECT {self._placement()}, {count} FROM {_facts_sql(files)} f{join} "
+            f"{self._where(lower, int(self.steps[-1]), 'f.')} "
             f"AND {domain_filter('f.signal', signal)} GROUP BY ALL"
         )
-
-        def place(table: pa.Table) -> None:
-            columns = self._columns(table, "number", extra="listed" if with_kev else None)
-            snapshots, owner = _per_moment(columns)
-            index = self._grid(snapshots, groups=1)
-            self.snapshots[signal] = _Latest(snapshots.facts.readable(), *index[0])
-            self.kev[signal] = _listings(columns, owner, snapshots) if with_kev else _no_kev()
-
-        return sql, place
 
 
 def _listings(
@@ -571,7 +968,8 @@ def _listings(
     """Per snapshot: where its KEV listing times start, how many, and all the times."""
     assert columns.extra is not None  # noqa: S101 - read with the listing times
     matched = columns.extra != _EARLIEST
-    counts = columns.facts.value[matched].astype(np.int64)
+    weights = columns.facts.value if columns.weights is None else columns.weights
+    counts = weights[matched].astype(np.int64)
     owners = np.repeat(owner[matched], counts)
     order = np.argsort(owners, kind="stable")
     owners = owners[order]
@@ -590,6 +988,8 @@ class _Columns:
     rows: np.ndarray
     extra: np.ndarray | None = None
     buckets: np.ndarray | None = None
+    #: How many facts each row stands for, where not its value (KEV listings).
+    weights: np.ndarray | None = None
 
 
 def _renumbered(columns: _Columns, codes: list[int], count: int) -> _Columns:
@@ -620,30 +1020,41 @@ def _no_kev() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nothing, nothing, nothing
 
 
-def _per_moment(columns: _Columns) -> tuple[_Columns, np.ndarray]:
+def _per_moment(columns: _Columns, *, together: bool = False) -> tuple[_Columns, np.ndarray]:
     """Snapshot rows: per asset and moment, the count, newest evidence and storage.
 
-    Also returns, for each row read, the snapshot it belongs to.
+    Also returns, for each row read, the snapshot it belongs to. Rows are sorted by
+    asset and moment first, unless they are in order or ``together`` (the rows of each
+    snapshot are next to each other).
     """
     facts = columns.facts
     if not len(facts.observed):
         return columns, np.zeros(0, dtype=np.int64)
     rows, observed = columns.rows, facts.observed
-    ordered = (rows[1:] > rows[:-1]) | ((rows[1:] == rows[:-1]) & (observed[1:] >= observed[:-1]))
-    order = np.arange(len(rows)) if ordered.all() else np.lexsort((observed, rows))
-    rows, observed = rows[order], observed[order]
+    order = None
+    if not together:
+        ordered = (rows[1:] > rows[:-1]) | (
+            (rows[1:] == rows[:-1]) & (observed[1:] >= observed[:-1])
+        )
+        order = None if ordered.all() else np.lexsort((observed, rows))
+
+    def sort(values: np.ndarray) -> np.ndarray:
+        return values if order is None else values[order]
+
+    rows, observed = sort(rows), sort(observed)
     starts = np.append(True, (rows[1:] != rows[:-1]) | (observed[1:] != observed[:-1]))
     start = np.flatnonzero(starts)
-    owner = np.empty(len(order), dtype=np.int64)
-    owner[order] = np.cumsum(starts) - 1
+    owner = np.cumsum(starts) - 1
+    if order is not None:
+        owner[order] = owner.copy()
     snapshots = _Facts(
         observed[start],
-        np.maximum.reduceat(facts.evidence[order], start),
-        np.maximum.reduceat(facts.stored[order], start),
-        np.add.reduceat(facts.value[order], start),
+        np.maximum.reduceat(sort(facts.evidence), start),
+        np.maximum.reduceat(sort(facts.stored), start),
+        np.add.reduceat(sort(facts.value), start),
         np.ones(len(start), dtype=bool),
     )
-    buckets = None if columns.buckets is None else columns.buckets[order][start]
+    buckets = None if columns.buckets is None else sort(columns.buckets)[start]
     return _Columns(snapshots, rows[start], None, buckets), owner
 
 
@@ -677,9 +1088,12 @@ class _Pivot:
     def _fresh(self, latest: _Latest) -> tuple[np.ndarray, np.ndarray]:
         """Per row, whether the newest fact is fresh, and its index (any, where not fresh)."""
         row = latest.row_of[self.rows]
-        index = np.full(len(row), _NONE, dtype=latest.index.dtype)
         placed = row >= 0
-        index[placed] = latest.index[row[placed] * len(self.chunk.steps) + self.steps[placed]]
+        if placed.all():
+            index = latest.index[row * len(self.chunk.steps) + self.steps]
+        else:
+            index = np.full(len(row), _NONE, dtype=latest.index.dtype)
+            index[placed] = latest.index[row[placed] * len(self.chunk.steps) + self.steps[placed]]
         facts = latest.facts
         fresh = (index >= 0) & (facts.observed[index] > self.oldest)
         self.cited.append(np.where(fresh, facts.evidence[index], _NONE))
@@ -738,7 +1152,9 @@ class _Pivot:
     def newest_stored(self) -> np.ndarray:
         if not self.stored:
             return np.full(len(self.cells), _EARLIEST, dtype=np.int64)
-        newest: np.ndarray = np.maximum.reduce(self.stored)
+        newest = self.stored[0].copy()
+        for stored in self.stored[1:]:
+            np.maximum(newest, stored, out=newest)
         return newest
 
 
@@ -887,7 +1303,27 @@ def evaluate(
             for start in range(0, len(moments), size):
                 chunk = _Chunk(tenant, instants[start : start + size], needs, types)
                 span = moments[start : start + size]
-                evaluated = pool.map(_evaluate_control, repeat(chunk), controls, repeat(span))
+                evaluated = _evaluate_chunk(pool, chunk, controls, span)
                 for control, found in zip(controls, evaluated, strict=True):
                     results[control.id].extend(found)
     return results
+
+
+def _evaluate_chunk(
+    pool: ThreadPoolExecutor,
+    chunk: _Chunk,
+    controls: Sequence[Control],
+    moments: Sequence[datetime],
+) -> list[list[StepResult]]:
+    """Each control over a chunk, started as soon as the signals it reads are placed,
+    so that controls are evaluated while the remaining signals are read."""
+    started: dict[str, Future[list[StepResult]]] = {}
+
+    def begin() -> None:
+        for control in controls:
+            if control.id not in started and chunk.ready(control):
+                started[control.id] = pool.submit(_evaluate_control, chunk, control, moments)
+
+    chunk.load(placed=begin)
+    begin()
+    return [started[control.id].result() for control in controls]

@@ -200,10 +200,14 @@ def build_control(spec: ControlSpec, *, types: Mapping[str, str], where: str, pa
     return Control(spec=spec, predicate=predicate, pack=pack)
 
 
+#: libyaml's safe loader where PyYAML has it: the baseline pack parses in a tenth of the time.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_pack_text(text: str, *, where: str, types: Mapping[str, str]) -> Pack:
     """Load a pack from YAML text; ``where`` names it in errors."""
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML: {' '.join(str(exc).split())}", file=where) from exc
     except ValueError as exc:  # an impossible date, which PyYAML raises as ValueError

@@ -231,14 +231,18 @@ def fact_source(
     *, session: Session, tenant_id: int, facts_dir: Path, stored_before: datetime | None
 ) -> timeline.FactSource:
     """Everything the timeline needs about the tenant, read from the database."""
+    # Plain rows through the connection: ORM loading of tens of thousands of rows cost
+    # about half the time of an as-of evaluation's reads.
+    assets, evidence = Asset.__table__.c, Evidence.__table__.c
+    connection = session.connection()
     kinds = dict(
-        session.execute(select(Asset.id, Asset.kind).where(Asset.tenant_id == tenant_id))
+        connection.execute(select(assets.id, assets.kind).where(assets.tenant_id == tenant_id))
         .tuples()
         .all()
     )
     stored = dict(
-        session.execute(
-            select(Evidence.id, Evidence.stored_at).where(Evidence.tenant_id == tenant_id)
+        connection.execute(
+            select(evidence.id, evidence.stored_at).where(evidence.tenant_id == tenant_id)
         )
         .tuples()
         .all()

@@ -9,6 +9,7 @@ read. Many small ingests are merged by :func:`compact`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from claimready.db.engine import transaction
 from claimready.errors import StorageError
 from claimready.facts.models import Fact, FactColumns, FactFile, FactValue
 
+log = logging.getLogger(__name__)
 FACT_SCHEMA = pa.schema(
     [
         ("tenant_id", pa.int64()),
@@ -49,6 +51,8 @@ ROW_GROUP_ROWS = 131_072
 COMPACT_ORDER = (("signal", "ascending"), ("asset_id", "ascending"), ("observed_at", "ascending"))
 COMPACT_ROW_GROUP_ROWS = 16_384
 COMPACT_MIN_FILES = 8
+#: Beside a compacted file, its snapshot counts and KEV matches (:mod:`claimready.facts.snapshots`).
+SNAPSHOTS_SUFFIX = ".snapshots"
 #: A month is merged into one file once it ended this long ago (late evidence settles).
 MONTHS_SETTLE = timedelta(days=7)
 
@@ -299,10 +303,11 @@ def register(
 def remove_files(*, facts_dir: Path, files: Iterable[str]) -> None:
     """Remove fact files that were never registered, or that compaction replaced.
 
-    A day's folder left empty goes too.
+    Their snapshot files go with them, and a day's folder left empty goes too.
     """
     for relative in files:
         path = facts_dir / relative
+        path.with_suffix(SNAPSHOTS_SUFFIX).unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty, or already gone
             path.parent.rmdir()
@@ -362,12 +367,15 @@ def compact(
     paths = [path for path, _ in rows]
     merged = pq.read_table([str(facts_dir / p) for p in paths], schema=FACT_SCHEMA)
     merged = merged.sort_by(list(COMPACT_ORDER))
+    merged_rows = merged.num_rows
     relative = f"tenant={tenant_id}/day={day.isoformat()}/c-{uuid.uuid4().hex[:12]}.parquet"
     final = facts_dir / relative
     temporary = final.with_name(f".{final.name}.tmp")
     pq.write_table(merged, temporary, compression="zstd", row_group_size=COMPACT_ROW_GROUP_ROWS)
     _fsync_rename(temporary, final)
-    written = WrittenFile(day=day, path=relative, rows=merged.num_rows)
+    del merged
+    _write_snapshots(sessions=sessions, tenant_id=tenant_id, facts_dir=facts_dir, fact_file=final)
+    written = WrittenFile(day=day, path=relative, rows=merged_rows)
     return _replace(
         sessions=sessions, tenant_id=tenant_id, facts_dir=facts_dir, merged=written, rows=rows
     )
@@ -397,10 +405,39 @@ def _replace(
                 evidence_count=sum(count for _, count in rows),
             )
     except BaseException:
-        (facts_dir / merged.path).unlink(missing_ok=True)
+        remove_files(facts_dir=facts_dir, files=[merged.path])
         raise
     remove_files(facts_dir=facts_dir, files=paths)
     return len(paths)
+
+
+def _write_snapshots(
+    *, sessions: sessionmaker[Session], tenant_id: int, facts_dir: Path, fact_file: Path
+) -> None:
+    """Write a merged file's snapshot file, with the KEV catalog the tenant has now.
+
+    The catalog comes from the tenant's summary (brought up to date on the way, as
+    an evaluation would). Snapshot files only save time: one that cannot be
+    written is left out, and evaluations read the facts instead.
+    """
+    from claimready.facts import snapshots, summary  # both build on this module
+
+    with transaction(sessions) as session:
+        files = fact_paths(session=session, tenant_id=tenant_id, facts_dir=facts_dir)
+    try:
+        with connect_duckdb() as connection:
+            kept = summary.summarize(
+                connection,
+                files=files,
+                tenant_id=tenant_id,
+                cache=tenant_folder(facts_dir=facts_dir, tenant_id=tenant_id),
+            )
+            catalog = summary.first_of(kept, snapshots.KEV_SIGNAL).column("key")
+            snapshots.write_snapshots(
+                connection, fact_file=fact_file, kev=catalog.drop_null().to_pylist()
+            )
+    except (OSError, duckdb.Error, StorageError) as exc:
+        log.warning("%s: no snapshot file: %s", fact_file, exc)
 
 
 def crowded_days(
@@ -530,6 +567,7 @@ def compact_month(
     except (OSError, duckdb.Error) as exc:
         temporary.unlink(missing_ok=True)
         raise StorageError(f"{facts_dir}: cannot merge the facts of {first:%Y-%m}: {exc}") from exc
+    _write_snapshots(sessions=sessions, tenant_id=tenant_id, facts_dir=facts_dir, fact_file=final)
     written = WrittenFile(
         day=first,
         last_day=last,

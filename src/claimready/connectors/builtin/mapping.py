@@ -16,6 +16,7 @@ directory named by the ``CLAIMREADY_MAPPINGS_DIR`` environment variable
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
@@ -126,10 +127,29 @@ class Mapping(BaseModel):
 
 
 def load_mapping(path: Path) -> Mapping:
-    """Read and validate a mapping; ConfigError naming the file and key otherwise."""
+    """Read and validate a mapping; ConfigError naming the file and key otherwise.
+
+    The file is read every time, but a text already validated is not parsed again:
+    every listing of the connectors builds the mapping connectors anew, and parsing
+    YAML is most of their cost. An edited file is a new text, so it always counts.
+    """
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        return _parsed(path, path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: cannot read mapping: {problem}") from exc
+
+
+#: libyaml's safe loader where PyYAML has it (every process parses the bundled mappings).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(path: Path, text: str) -> Mapping:
+    """The mapping of a file's text (the path only names it in errors, which are not kept)."""
+    try:
+        document = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
+    except (ValueError, yaml.YAMLError) as exc:
         problem = " ".join(str(exc).split())
         raise ConfigError(f"{path}: cannot read mapping: {problem}") from exc
     try:

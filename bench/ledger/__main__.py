@@ -400,6 +400,11 @@ def _git(repo: Path, *args: str) -> None:
             "user.name=bench",
             "-c",
             "user.email=b@example.invalid",
+            # No automatic gc: it would pack the loose objects now and then, in a
+            # background process that runs into the next side's time. Without it
+            # git does less work than a long-lived locker would.
+            "-c",
+            "gc.auto=0",
             *args,
         ],
         check=True,
@@ -515,8 +520,9 @@ def bench_locker(root: Path, count: int, size: int, *, rounds: int = 2) -> None:
     Each side stores every batch in turn, timed from the first batch until
     its last write is durable (for ours, until a published checkpoint covers
     every entry); the sides take turns, in reverse order on every other
-    round, and wall and CPU time (git's processes included) are summed per
-    side over the rounds.
+    round, each starting after a ``sync`` so that none waits behind data
+    another left unwritten, and wall and CPU time (git's processes included)
+    are summed per side over the rounds.
     """
     files = _evidence_files(root / f"source-{size}", count, size)
     load = os.getloadavg()[0]
@@ -525,6 +531,7 @@ def bench_locker(root: Path, count: int, size: int, *, rounds: int = 2) -> None:
     for number in range(rounds):
         order = list(LOCKERS) if number % 2 == 0 else list(reversed(LOCKERS))
         for side in order:
+            os.sync()  # no side starts behind another's unwritten data (git's default leaves it)
             cpu_start, start = _cpu_seconds(), time.perf_counter()
             locker = LOCKERS[side](root / f"{side.replace(' ', '-')}-{size}-{number}")
             for first in range(0, len(files), 256):

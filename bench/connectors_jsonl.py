@@ -42,10 +42,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import cpu_seconds, load_average, parse_size, target_line
+from bench.common import cpu_seconds, load_average, parse_size, store_batches, target_line
 from claimready.connectors.base import EvidenceFile
 from claimready.connectors.builtin.wazuh_alerts import WazuhAlertsConnector
-from claimready.facts.store import FACT_SCHEMA, FactWriter
+from claimready.facts.store import FACT_SCHEMA
 
 TARGET_FACTS_PER_S = 200_000
 _ROOT = Path(__file__).resolve().parents[1]  # children run as ``python -m bench.<module>`` here
@@ -110,19 +110,10 @@ def generate(path: Path, size: int, *, agents: int = 2000, seed: int = 7) -> int
 def run_ours(path: Path, facts_dir: Path) -> int:
     """Stream through the connector and store each batch as ingest does; the facts stored."""
     evidence = EvidenceFile(path=path, display_name=path.name, size=path.stat().st_size)
-    asset_ids: dict[str, int] = {}
-    writer = FactWriter(facts_dir=facts_dir, tenant_id=1, evidence_id=1, ledger_index=None)
-    stored = 0
     batches = WazuhAlertsConnector().normalize_batches(
         evidence, observed_at=None, collected_at=datetime.now(UTC)
     )
-    for batch in batches:
-        for observation in batch.observations:
-            asset_ids.setdefault(observation.key, len(asset_ids) + 1)
-        writer.add_facts(batch.facts, asset_ids)
-        stored += len(batch.facts)
-    writer.close()
-    return stored
+    return store_batches(batches, facts_dir)
 
 
 def _baseline_row(

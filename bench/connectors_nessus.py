@@ -37,11 +37,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import cpu_split, load_average, parse_size, target_line
+from bench.common import cpu_split, load_average, parse_size, store_batches, target_line
 from bench.connectors_jsonl import describe, ingest, measure, peak_rss
 from claimready.connectors.base import EvidenceFile
 from claimready.connectors.builtin.nessus import NessusConnector
-from claimready.facts.store import FactWriter
 
 # Real reports bundled with their licence (see data/nessus/README.md); --samples names others.
 DEFAULT_SAMPLES = Path(__file__).resolve().parent / "data" / "nessus"
@@ -105,20 +104,11 @@ def run_connector(path: Path) -> int:
 
 def run_connector_stored(path: Path) -> int:
     """Facts produced by ``normalize_batches`` and stored batch by batch, as ingest does."""
-    asset_ids: dict[str, int] = {}
-    stored = 0
     with tempfile.TemporaryDirectory() as folder:
-        writer = FactWriter(facts_dir=Path(folder), tenant_id=1, evidence_id=1, ledger_index=None)
         batches = NessusConnector().normalize_batches(
             _evidence(path), observed_at=None, collected_at=COLLECTED
         )
-        for batch in batches:
-            for observation in batch.observations:
-                asset_ids.setdefault(observation.key, len(asset_ids) + 1)
-            writer.add_facts(batch.facts, asset_ids)
-            stored += len(batch.facts)
-        writer.close()
-    return stored
+        return store_batches(batches, Path(folder))
 
 
 def run_baseline(path: Path) -> int:

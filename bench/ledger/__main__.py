@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import cpu_seconds
 from claimready.blobs.local import LocalBlobStore
 from claimready.blobs.verify import rehash_blobs
 from claimready.ledger import merkle
@@ -491,13 +492,6 @@ class BlobLedgerLocker:
         self.ledger.close()
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its waited-for children (git), user + system."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 #: The sides of the locker comparison: how each is made in a fresh directory.
 LOCKERS: dict[str, Callable[[Path], GitLocker | BlobLedgerLocker]] = {
     "git": GitLocker,
@@ -532,14 +526,14 @@ def bench_locker(root: Path, count: int, size: int, *, rounds: int = 2) -> None:
         order = list(LOCKERS) if number % 2 == 0 else list(reversed(LOCKERS))
         for side in order:
             os.sync()  # no side starts behind another's unwritten data (git's default leaves it)
-            cpu_start, start = _cpu_seconds(), time.perf_counter()
+            cpu_start, start = cpu_seconds(), time.perf_counter()
             locker = LOCKERS[side](root / f"{side.replace(' ', '-')}-{size}-{number}")
             for first in range(0, len(files), 256):
                 locker.store(first // 256, files[first : first + 256])
             if isinstance(locker, BlobLedgerLocker):
                 locker.finish()
             wall[side] += time.perf_counter() - start
-            cpu[side] += _cpu_seconds() - cpu_start
+            cpu[side] += cpu_seconds() - cpu_start
     stored = count * rounds
     ratio = wall["git"] / wall["ours"]
     report(
@@ -593,14 +587,14 @@ def bench_rehash(root: Path, total: int) -> None:
         packed.put_files(batch)
     workers = len(os.sched_getaffinity(0))
     for label, store in (("loose files", loose), ("packs of 32", packed)):
-        start, cpu = time.perf_counter(), _cpu_seconds()
+        start, cpu = time.perf_counter(), cpu_seconds()
         found = rehash_blobs(store, workers=workers)
         wall = time.perf_counter() - start
         rate = found.bytes / wall / 1e9
         report(
             f"blob re-hash, {label}, {found.blobs:,} blobs, {found.bytes / 2**20:,.0f} MiB,"
             f" {workers} workers",
-            f"{rate:.2f} GB/s (CPU {_cpu_seconds() - cpu:.2f} s in {wall:.2f} s)",
+            f"{rate:.2f} GB/s (CPU {cpu_seconds() - cpu:.2f} s in {wall:.2f} s)",
             ">= 1 GB/s",
             rate >= 1,
         )

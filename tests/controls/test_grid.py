@@ -323,9 +323,9 @@ def test_snapshot_files_of_separate_days_are_read_without_sorting(
     seen: list[bool] = []
     per_moment = grid._per_moment
 
-    def recording(columns: Any, *, together: bool = False) -> Any:
+    def recording(columns: Any, stored: Any, *, together: bool = False) -> Any:
         seen.append(together)
-        return per_moment(columns, together=together)
+        return per_moment(columns, stored, together=together)
 
     monkeypatch.setattr(grid, "_per_moment", recording)
     steps = timeline.step_series(START, START + timedelta(days=4), timedelta(hours=4))

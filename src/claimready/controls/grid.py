@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from claimready.arraywork import array_work
 from claimready.controls.expr import COUNT, EVER, KEV, STEP_COLUMN, VALUE, column, compile_sql
 from claimready.controls.pack import Control
 from claimready.controls.timeline import (
@@ -339,14 +340,19 @@ def _facts_sql(files: Sequence[Path]) -> str:
 
 @dataclass(slots=True)
 class _Facts:
-    """Facts (or snapshots) as columns, never empty once placed (see :meth:`readable`)."""
+    """Facts (or snapshots) as columns, never empty once placed (see :meth:`readable`).
+
+    ``evidence`` holds positions among the tenant's evidence ids. When each row
+    rests on one evidence item, ``stored`` is None and the row was stored when
+    its evidence was; a snapshot, resting on several, carries the newest.
+    """
 
     observed: np.ndarray
     evidence: np.ndarray
-    stored: np.ndarray
     value: np.ndarray
     valid: np.ndarray
     dictionary: pa.Array | None = None
+    stored: np.ndarray | None = None
 
     def readable(self) -> _Facts:
         """These facts, or one that is never fresh when there are none: index -1 reads it."""
@@ -355,10 +361,10 @@ class _Facts:
         return _Facts(
             np.array([_EARLIEST]),
             np.array([_NONE]),
-            np.array([_EARLIEST]),
             np.zeros(1, dtype=self.value.dtype),
             np.zeros(1, dtype=bool),
             self.dictionary,
+            None if self.stored is None else np.array([_EARLIEST]),
         )
 
 
@@ -409,14 +415,16 @@ class _Lookup:
         self.order = np.argsort(ids, kind="stable")
         top = int(self.ids[-1]) if len(self.ids) else -1
         self.table: np.ndarray | None = None
+        # Positions as int32 where they fit: the arrays built from them are half the size.
+        self.kind = np.int32 if len(self.ids) < np.iinfo(np.int32).max else np.int64
         if (int(self.ids[0]) if len(self.ids) else 0) >= 0 and top < 4 * len(self.ids) + (1 << 20):
-            self.table = np.full(top + 2, _NONE, dtype=np.int64)
-            self.table[self.ids] = np.arange(len(self.ids))
+            self.table = np.full(top + 2, _NONE, dtype=self.kind)
+            self.table[self.ids] = np.arange(len(self.ids), dtype=self.kind)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Position of each value among the sorted ids, or -1."""
         if not len(self.ids):
-            return np.full(len(values), _NONE, dtype=np.int64)
+            return np.full(len(values), _NONE, dtype=self.kind)
         if self.table is not None:
             outside = len(self.table) - 1  # holds -1
             if len(values) and (int(values.min()) < 0 or int(values.max()) >= outside):
@@ -424,7 +432,7 @@ class _Lookup:
             found: np.ndarray = self.table[values]
             return found
         position = np.searchsorted(self.ids, values).clip(0, len(self.ids) - 1)
-        return np.where(self.ids[position] == values, position, _NONE)
+        return np.where(self.ids[position] == values, position, _NONE).astype(self.kind)
 
 
 class _Tenant:
@@ -805,11 +813,9 @@ class _Chunk:
         else:
             valid = np.ones(len(value), dtype=bool)
             filled = value
-        code = pick(code)
         facts = _Facts(
             pick(table.column("o").to_numpy()),
-            code,
-            self.tenant.evidence_stored[code],
+            pick(code),
             pick(np.asarray(filled)),
             pick(valid),
             dictionary,
@@ -879,10 +885,11 @@ class _Chunk:
     def _buckets(self, observed: np.ndarray) -> np.ndarray:
         """The first step at or after each observation (every one is at or before the last)."""
         if self.uniform:
-            first = int(self.steps[0])
-            ahead = np.maximum(observed - first, -1) + (self.uniform - 1)
-            found: np.ndarray = ahead // self.uniform
-            return found
+            ahead: np.ndarray = observed - int(self.steps[0])
+            np.maximum(ahead, -1, out=ahead)
+            ahead += self.uniform - 1
+            ahead //= self.uniform
+            return ahead
         found = np.searchsorted(self.steps, observed)
         return found
 
@@ -924,7 +931,9 @@ class _Chunk:
                     extra="listed" if with_kev else None,
                     weights="m" if with_kev else None,
                 )
-                moments, owner = _per_moment(columns, together=together)
+                moments, owner = _per_moment(
+                    columns, self.tenant.evidence_stored, together=together
+                )
                 kev = _listings(columns, owner, moments) if with_kev else _no_kev()
                 return lambda: place(moments, kev, bounded=lower > window)
 
@@ -1004,10 +1013,10 @@ def _renumbered(columns: _Columns, codes: list[int], count: int) -> _Columns:
         _Facts(
             facts.observed[keep],
             facts.evidence[keep],
-            facts.stored[keep],
             facts.value[keep],
             facts.valid[keep],
             facts.dictionary,
+            None if facts.stored is None else facts.stored[keep],
         ),
         columns.rows[keep],
         groups[keep],
@@ -1020,8 +1029,11 @@ def _no_kev() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return nothing, nothing, nothing
 
 
-def _per_moment(columns: _Columns, *, together: bool = False) -> tuple[_Columns, np.ndarray]:
-    """Snapshot rows: per asset and moment, the count, newest evidence and storage.
+def _per_moment(
+    columns: _Columns, evidence_stored: np.ndarray, *, together: bool = False
+) -> tuple[_Columns, np.ndarray]:
+    """Snapshot rows: per asset and moment, the count, newest evidence and storage
+    (``evidence_stored``: when each evidence position was stored).
 
     Also returns, for each row read, the snapshot it belongs to. Rows are sorted by
     asset and moment first, unless they are in order or ``together`` (the rows of each
@@ -1047,12 +1059,13 @@ def _per_moment(columns: _Columns, *, together: bool = False) -> tuple[_Columns,
     owner = np.cumsum(starts) - 1
     if order is not None:
         owner[order] = owner.copy()
+    evidence = sort(facts.evidence)
     snapshots = _Facts(
         observed[start],
-        np.maximum.reduceat(sort(facts.evidence), start),
-        np.maximum.reduceat(sort(facts.stored), start),
+        np.maximum.reduceat(evidence, start),
         np.add.reduceat(sort(facts.value), start),
         np.ones(len(start), dtype=bool),
+        stored=np.maximum.reduceat(evidence_stored[evidence], start),
     )
     buckets = None if columns.buckets is None else sort(columns.buckets)[start]
     return _Columns(snapshots, rows[start], None, buckets), owner
@@ -1069,14 +1082,14 @@ class _Pivot:
         self.control = control
         m = len(chunk.steps)
         self.cells = cells
-        self.rows = cells // m
-        self.steps = cells % m
+        self.rows, self.steps = np.divmod(cells, m)
         self.t = chunk.steps[self.steps]
         freshness = int(control.spec.freshness_delta.total_seconds() * 1_000_000)
         self.oldest = self.t - freshness
         self.columns: dict[str, pa.Array] = {STEP_COLUMN: pa.array(self.t, _TIMESTAMP)}
         self.cited: list[np.ndarray] = []
-        self.stored: list[np.ndarray] = []
+        #: Per row, when the newest evidence it rests on was stored.
+        self.newest_stored = np.full(len(cells), _EARLIEST, dtype=np.int64)
         for signal, features in control.predicate.needs.items():
             if VALUE in features:
                 self._value(signal)
@@ -1090,14 +1103,24 @@ class _Pivot:
         row = latest.row_of[self.rows]
         placed = row >= 0
         if placed.all():
-            index = latest.index[row * len(self.chunk.steps) + self.steps]
+            flat = row * len(self.chunk.steps)
+            flat += self.steps
+            index = latest.index[flat]
+            del flat
         else:
             index = np.full(len(row), _NONE, dtype=latest.index.dtype)
             index[placed] = latest.index[row[placed] * len(self.chunk.steps) + self.steps[placed]]
         facts = latest.facts
-        fresh = (index >= 0) & (facts.observed[index] > self.oldest)
-        self.cited.append(np.where(fresh, facts.evidence[index], _NONE))
-        self.stored.append(np.where(fresh, facts.stored[index], _EARLIEST))
+        fresh = facts.observed[index] > self.oldest
+        fresh &= index >= 0
+        cited = facts.evidence[index]
+        cited[~fresh] = _NONE
+        self.cited.append(cited)
+        if facts.stored is None:  # position -1 reads the sentinel: never stored
+            stored = self.chunk.tenant.evidence_stored[cited]
+        else:
+            stored = np.where(fresh, facts.stored[index], _EARLIEST)
+        np.maximum(self.newest_stored, stored, out=self.newest_stored)
         return fresh, index
 
     def _value(self, signal: str) -> None:
@@ -1148,14 +1171,6 @@ class _Pivot:
         known = np.asarray(result.is_valid())
         true = np.asarray(pc.fill_null(result, False)) & known
         return true, known
-
-    def newest_stored(self) -> np.ndarray:
-        if not self.stored:
-            return np.full(len(self.cells), _EARLIEST, dtype=np.int64)
-        newest = self.stored[0].copy()
-        for stored in self.stored[1:]:
-            np.maximum(newest, stored, out=newest)
-        return newest
 
 
 def _typed(
@@ -1238,24 +1253,27 @@ def _evaluate_control(
     pivot = _Pivot(chunk, control, cells)
     true, known = pivot.verdicts(tenant.connection)
     excepted = _excepted(pivot, tenant.source.exceptions, tenant)
-    counted = ~excepted
     kinds = len(tenant.kind_names)
-    key = pivot.steps * kinds + tenant.asset_kinds[pivot.rows]
-
-    def tally(mask: np.ndarray | None) -> list[list[int]]:
-        chosen = key if mask is None else key[mask]
-        tallied: list[list[int]] = (
-            np.bincount(chosen, minlength=m * kinds).reshape(m, kinds).tolist()
-        )
-        return tallied
-
-    in_scope = tally(None)
+    # One count per step, kind, outcome (0 excepted, 1 passing, 2 failing, 3 unverified)
+    # and whether the row rests on evidence stored after the step.
+    outcome = np.full(len(true), 3, dtype=np.int8)
+    outcome -= known
+    outcome -= true
+    outcome[excepted] = 0
+    backfilled = pivot.newest_stored > pivot.t
+    backfilled &= ~excepted
+    key = pivot.steps * (kinds * 8)
+    key += tenant.asset_kinds[pivot.rows] * 8
+    key += outcome * 2
+    key += backfilled
+    tallied = np.bincount(key, minlength=m * kinds * 8).reshape(m, kinds, 4, 2)
+    in_scope = tallied.sum(axis=(2, 3)).tolist()
     counts = {
-        "excepted": tally(excepted),
-        "passing": tally(counted & true),
-        "failing": tally(counted & known & ~true),
-        "unverified": tally(counted & ~known),
-        "backfilled": tally(counted & (pivot.newest_stored() > pivot.t)),
+        "excepted": tallied[:, :, 0].sum(axis=2).tolist(),
+        "passing": tallied[:, :, 1].sum(axis=2).tolist(),
+        "failing": tallied[:, :, 2].sum(axis=2).tolist(),
+        "unverified": tallied[:, :, 3].sum(axis=2).tolist(),
+        "backfilled": tallied[:, :, 1:, 1].sum(axis=2).tolist(),
     }
     cited = _cited(pivot, tenant, m)
     results = []
@@ -1290,7 +1308,7 @@ def evaluate(
     if not moments or not controls:
         return results
     instants = np.array([_us(s) for s in moments], dtype=np.int64)
-    with connect_duckdb() as connection:
+    with array_work(), connect_duckdb() as connection:
         connection.register("no_facts_arrow", FACT_SCHEMA.empty_table())
         # Plain tables, not temporary ones: the cursor that reads ahead sees them too.
         connection.execute(f"CREATE TABLE {_NO_FACTS} AS SELECT * FROM no_facts_arrow")

@@ -27,6 +27,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from claimready.app import App
+from claimready.arraywork import array_work
 from claimready.assets.models import Asset
 from claimready.canonical import canonical_json
 from claimready.controls import grid, timeline
@@ -469,6 +470,11 @@ class EvaluateRequest:
 
 def evaluate(*, app: App, request: EvaluateRequest) -> WindowEvaluation:
     """Every control's state at ``as_of`` and over the window before it (see module doc)."""
+    with array_work():
+        return _evaluate(app=app, request=request)
+
+
+def _evaluate(*, app: App, request: EvaluateRequest) -> WindowEvaluation:
     window_start = request.as_of - request.window
     with transaction(app.sessions) as session:
         tenant = tenants.get_by_slug_or_raise(session=session, slug=request.tenant_slug)

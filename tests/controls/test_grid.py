@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ from claimready.controls.pack import Control, ControlSpec, build_control
 from claimready.errors import StorageError
 from claimready.facts import snapshots
 from claimready.facts.snapshots import write_snapshots
-from claimready.facts.store import FactRow, connect_duckdb, write_facts
+from claimready.facts.store import COMPACT_ORDER, FactRow, connect_duckdb, write_facts
 
 TYPES = {
     "a.flag": "bool",
@@ -126,6 +127,7 @@ def _source(
     stored_before: datetime | None,
     exceptions: list[timeline.ExceptionWindow],
     precounted: list[str] | None = None,
+    row_group_rows: int | None = None,
 ) -> timeline.FactSource:
     files: list[tuple[Any, Path]] = []
     by_evidence: dict[int, list[FactRow]] = {}
@@ -145,6 +147,12 @@ def _source(
         ):
             files.append((item.day, facts_dir / item.path))
     files.sort(key=lambda f: (f[0], str(f[1])))
+    if row_group_rows is not None:
+        # As compaction writes them (sorted by signal), in row groups of a few rows:
+        # most hold one signal, known from their statistics alone.
+        for _, path in files:
+            table = pq.read_table(path).sort_by(list(COMPACT_ORDER))
+            pq.write_table(table, path, row_group_size=row_group_rows)
     if precounted is not None:
         with connect_duckdb() as connection:
             for _, path in files:
@@ -173,6 +181,7 @@ def _source(
     excepted=st.booleans(),
     odd=st.integers(0, 23),
     precounted=looked_up,
+    row_group_rows=st.none() | st.integers(1, 4),
 )
 def test_grid_equals_per_control_sql(
     tmp_path_factory: Any,
@@ -183,6 +192,7 @@ def test_grid_equals_per_control_sql(
     excepted: bool,
     odd: int,
     precounted: list[str] | None,
+    row_group_rows: int | None,
 ) -> None:
     tmp_path = tmp_path_factory.mktemp("grid")
     exceptions = (
@@ -195,7 +205,9 @@ def test_grid_equals_per_control_sql(
         if excepted
         else []
     )
-    source = _source(tmp_path, rows + scanned, stored_hours, cut, exceptions, precounted)
+    source = _source(
+        tmp_path, rows + scanned, stored_hours, cut, exceptions, precounted, row_group_rows
+    )
     # Ten days of steps read each value type on its own; two days read them together.
     # A moment late on the last day of facts (one step, or a few) is often after every
     # asset's last observation: the grid then reads only back to those.

@@ -134,6 +134,7 @@ _SCANNED = pa.schema(
 
 
 def _scan(
+    footers: _Footers,
     files: Sequence[Path],
     tenant_id: int,
     signals: Sequence[str],
@@ -151,14 +152,14 @@ def _scan(
     schema = pa.schema([_SCANNED.field(n) for n in ("code", "asset_id", "o", "e")])
     schema = pa.schema([*schema, *(_SCANNED.field(f"v_{kind}") for kind in kinds)])
     started = time.perf_counter()
-    parts = [_scan_file(path, tenant_id, signals, kinds, window, schema) for path in files]
+    parts = [_scan_file(footers(path), tenant_id, signals, kinds, window, schema) for path in files]
     table = pa.concat_tables(parts) if parts else schema.empty_table()
     log.debug("%.3f s, %d rows: scan of %s", time.perf_counter() - started, table.num_rows, signals)
     return table
 
 
 def _scan_file(
-    path: Path,
+    footer: _Footer,
     tenant_id: int,
     signals: Sequence[str],
     kinds: Sequence[str],
@@ -167,22 +168,30 @@ def _scan_file(
 ) -> pa.Table:
     lower, upper = window
     values = [_VALUE_COLUMN[kind] for kind in kinds]
-    try:
-        parquet = pq.ParquetFile(path, read_dictionary=["signal"])
-        groups, mixed = _row_groups(parquet.metadata, tenant_id, signals, window)
-        wanted = ["asset_id", "signal", "observed_at", "evidence_id", *values]
-        table = parquet.read_row_groups(
-            groups, columns=[*wanted, "tenant_id"] if mixed else wanted, use_threads=True
-        )
-    except (OSError, pa.ArrowException) as exc:
-        raise StorageError(f"cannot read the stored facts: {path}: {exc}") from exc
+    groups, mixed = footer.groups(tenant_id, signals, window)
     position = {signal: code for code, signal in enumerate(signals)}
-    codes = []
-    for chunk in table.column("signal").chunks:
-        known = [position.get(name, _NONE) for name in chunk.dictionary.to_pylist()]
-        lookup = np.array([*known, _NONE], dtype=np.int16)  # a null reads the last
-        codes.append(lookup[pc.fill_null(chunk.indices, len(known)).to_numpy()])
-    code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int16)
+    # Compacted files are sorted by signal: most row groups hold one signal, known
+    # from their statistics, and their signal column need not be read at all.
+    single = [footer.signal[g] for g in groups]
+    read_signals = not all(single)
+    wanted = ["asset_id", "observed_at", "evidence_id", *values]
+    if read_signals:
+        wanted.append("signal")
+    if mixed:
+        wanted.append("tenant_id")
+    table = footer.read(groups, wanted, ["signal"])
+    if read_signals:
+        codes = []
+        for chunk in table.column("signal").chunks:
+            known = [position.get(name, _NONE) for name in chunk.dictionary.to_pylist()]
+            lookup = np.array([*known, _NONE], dtype=np.int16)  # a null reads the last
+            codes.append(lookup[pc.fill_null(chunk.indices, len(known)).to_numpy()])
+        code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int16)
+    else:
+        code = np.repeat(
+            np.array([position.get(name or "", _NONE) for name in single], dtype=np.int16),
+            [footer.rows[g] for g in groups],
+        )
     observed = _microseconds(table.column("observed_at"))
     o = observed.to_numpy()
     keep = (code >= 0) & (o > lower) & (o <= upper) & np.asarray(observed.is_valid())
@@ -207,6 +216,7 @@ _SNAPSHOT_ROWS = pa.schema(
 
 
 def _scan_snapshots(
+    footers: _Footers,
     files: Sequence[Path],
     tenant_id: int,
     signal: str,
@@ -225,16 +235,12 @@ def _scan_snapshots(
     schema = _SNAPSHOT_ROWS if listed is not None else pa.schema(list(_SNAPSHOT_ROWS)[:4])
     parts = []
     for path in files:
-        source = snapshots.snapshot_path(path)
-        try:
-            parquet = pq.ParquetFile(source, read_dictionary=["signal", "value"])
-            groups, mixed = _row_groups(parquet.metadata, tenant_id, [domain], window, prefix=True)
-            wanted = ["signal", "asset_id", "observed_at", "evidence_id", "n", "value"]
-            table = parquet.read_row_groups(
-                groups, columns=[*wanted, "tenant_id"] if mixed else wanted, use_threads=True
-            )
-        except (OSError, pa.ArrowException) as exc:
-            raise StorageError(f"cannot read the stored facts: {source}: {exc}") from exc
+        footer = footers(snapshots.snapshot_path(path))
+        groups, mixed = footer.groups(tenant_id, [domain], window, prefix=True)
+        wanted = ["signal", "asset_id", "observed_at", "evidence_id", "n", "value"]
+        table = footer.read(
+            groups, [*wanted, "tenant_id"] if mixed else wanted, ["signal", "value"]
+        )
         ours = _per_dictionary(table.column("signal"), lambda name: name == signal, False)
         inside = _per_dictionary(
             table.column("signal"), lambda name: name.startswith(domain), False
@@ -273,41 +279,100 @@ def _per_dictionary(column: pa.ChunkedArray, value: Callable[[str], _T], missing
     return np.concatenate(found) if found else np.array([], dtype=type(missing))
 
 
-def _row_groups(
-    metadata: pq.FileMetaData,
-    tenant_id: int,
-    signals: Sequence[str],
-    window: tuple[int, int],
-    *,
-    prefix: bool = False,
-) -> tuple[list[int], bool]:
-    """Row groups that can hold facts of the tenant's ``signals`` (with ``prefix``: of
-    signals starting with one of them) in the window, and whether any of them may hold
-    another tenant's facts too."""
-    names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
-    signal, observed, tenant = (names.index(n) for n in ("signal", "observed_at", "tenant_id"))
-    lower, upper = window
-    unit = _units(metadata, observed)  # statistics of the observation times, in microseconds
-    groups, mixed = [], False
-    for number in range(metadata.num_row_groups):
-        group = metadata.row_group(number)
-        named, seen, owner = (group.column(i).statistics for i in (signal, observed, tenant))
-        if _bounded(named) and not any(
-            named.min <= s <= named.max or (prefix and s <= named.max and named.min < _after(s))
-            for s in signals
-        ):
-            continue
-        if (
-            unit
-            and _bounded(seen)
-            and (seen.max_raw * unit <= lower or seen.min_raw * unit > upper)
-        ):
-            continue
-        if _bounded(owner) and not owner.min <= tenant_id <= owner.max:
-            continue
-        mixed = mixed or not (_bounded(owner) and owner.min == owner.max == tenant_id)
-        groups.append(number)
-    return groups, mixed
+@dataclass(slots=True)
+class _Footer:
+    """One Parquet file's metadata and what its row groups' statistics bound, read once
+    per evaluation however many reads open the file."""
+
+    path: Path
+    metadata: pq.FileMetaData
+    rows: list[int]
+    #: Per row group: the least and greatest signal (None: no statistics).
+    signals: list[tuple[str, str] | None]
+    #: Per row group: its only signal, when it holds one and no nulls.
+    signal: list[str | None]
+    #: Per row group: the first and last observation in microseconds (None: unknown).
+    observed: list[tuple[float, float] | None]
+    #: Per row group: the least and greatest tenant (None: no statistics).
+    owners: list[tuple[int, int] | None]
+
+    @classmethod
+    def of(cls, path: Path) -> _Footer:
+        try:
+            metadata = pq.read_metadata(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read the stored facts: {path}: {exc}") from exc
+        names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
+        signal, seen, tenant = (names.index(n) for n in ("signal", "observed_at", "tenant_id"))
+        unit = _units(metadata, seen)  # statistics of the observation times, in microseconds
+        footer = cls(path, metadata, [], [], [], [], [])
+        for number in range(metadata.num_row_groups):
+            group = metadata.row_group(number)
+            named, observed, owner = (group.column(i).statistics for i in (signal, seen, tenant))
+            bounds = (named.min, named.max) if _bounded(named) else None
+            footer.rows.append(group.num_rows)
+            footer.signals.append(bounds)
+            one = bounds is not None and bounds[0] == bounds[1] and named.null_count == 0
+            footer.signal.append(bounds[0] if one and bounds is not None else None)
+            footer.observed.append(
+                (observed.min_raw * unit, observed.max_raw * unit)
+                if unit and _bounded(observed)
+                else None
+            )
+            footer.owners.append((owner.min, owner.max) if _bounded(owner) else None)
+        return footer
+
+    def groups(
+        self,
+        tenant_id: int,
+        signals: Sequence[str],
+        window: tuple[int, int],
+        *,
+        prefix: bool = False,
+    ) -> tuple[list[int], bool]:
+        """Row groups that can hold facts of the tenant's ``signals`` (with ``prefix``: of
+        signals starting with one of them) in the window, and whether any of them may
+        hold another tenant's facts too."""
+        lower, upper = window
+        groups, mixed = [], False
+        for number, named in enumerate(self.signals):
+            if named is not None and not any(
+                named[0] <= s <= named[1] or (prefix and s <= named[1] and named[0] < _after(s))
+                for s in signals
+            ):
+                continue
+            seen = self.observed[number]
+            if seen is not None and (seen[1] <= lower or seen[0] > upper):
+                continue
+            owner = self.owners[number]
+            if owner is not None and not owner[0] <= tenant_id <= owner[1]:
+                continue
+            mixed = mixed or not (owner is not None and owner[0] == owner[1] == tenant_id)
+            groups.append(number)
+        return groups, mixed
+
+    def read(self, groups: list[int], columns: list[str], dictionaries: list[str]) -> pa.Table:
+        """Columns of the row groups, the ``dictionaries`` ones dictionary-encoded."""
+        try:
+            parquet = pq.ParquetFile(
+                self.path, metadata=self.metadata, read_dictionary=dictionaries
+            )
+            return parquet.read_row_groups(groups, columns=columns, use_threads=True)
+        except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read the stored facts: {self.path}: {exc}") from exc
+
+
+class _Footers:
+    """Footers of the files an evaluation reads, each read once."""
+
+    def __init__(self) -> None:
+        self._known: dict[Path, _Footer] = {}
+
+    def __call__(self, path: Path) -> _Footer:
+        footer = self._known.get(path)
+        if footer is None:  # two readers may both read it: the same result either way
+            footer = self._known[path] = _Footer.of(path)
+        return footer
 
 
 def _microseconds(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -479,6 +544,7 @@ class _Tenant:
         self._reports: dict[str, int] | None = None
         self._kev_times: dict[str, int] | None = None
         self._days = dict(zip(source.files, source.days, strict=False))
+        self.footers = _Footers()
 
     @property
     def assets(self) -> int:
@@ -751,7 +817,7 @@ class _Chunk:
             files = self.tenant.files(lower, upper)
 
             def read(_: duckdb.DuckDBPyConnection) -> Callable[[], None]:
-                table = _scan(files, tenant_id, signals, kinds, (lower, upper))
+                table = _scan(self.tenant.footers, files, tenant_id, signals, kinds, (lower, upper))
                 by_kind = {kind: self._columns(table, kind, extra="code") for kind in kinds}
                 del table
                 for kind, columns in by_kind.items():
@@ -923,7 +989,9 @@ class _Chunk:
             def read(cursor: duckdb.DuckDBPyConnection) -> Callable[[], None]:
                 table = _fetch(cursor, query)
                 if kept:
-                    found = _scan_snapshots(kept, tenant_id, signal, listed, (lower, upper))
+                    found = _scan_snapshots(
+                        self.tenant.footers, kept, tenant_id, signal, listed, (lower, upper)
+                    )
                     table = pa.concat_tables([table.cast(found.schema), found])
                 columns = self._columns(
                     table,

@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -120,7 +119,6 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     return table
 
 
-_T = TypeVar("_T")
 #: A read, given a DuckDB cursor of its own; it returns what places its result.
 _Job = Callable[[duckdb.DuckDBPyConnection], Callable[[], None]]
 _SCANNED = pa.schema(
@@ -236,6 +234,9 @@ def _scan_snapshots(
     """
     domain = snapshots.domain(signal) + "."
     times = listed or {}
+    cves = pa.array(list(times), pa.string())
+    # Listing times by position among ``cves``; the last (not listed) reads none.
+    listing = np.append(np.fromiter(times.values(), np.int64, len(times)), _EARLIEST)
     schema = _SNAPSHOT_ROWS if listed is not None else pa.schema(list(_SNAPSHOT_ROWS)[:4])
     parts = []
     for path in files:
@@ -245,13 +246,16 @@ def _scan_snapshots(
         table = footer.read(
             groups, [*wanted, "tenant_id"] if mixed else wanted, ["signal", "value"]
         )
-        ours = _per_dictionary(table.column("signal"), lambda name: name == signal, False)
-        inside = _per_dictionary(
-            table.column("signal"), lambda name: name.startswith(domain), False
-        )
-        when = _per_dictionary(
-            table.column("value"), lambda cve: times.get(cve, _EARLIEST), _EARLIEST
-        )
+        names = table.column("signal")
+        ours = _per_dictionary(names, lambda entries: pc.equal(entries, signal), False)
+        inside = _per_dictionary(names, lambda entries: pc.starts_with(entries, domain), False)
+        when = listing[
+            _per_dictionary(
+                table.column("value"),
+                lambda entries: pc.index_in(entries, value_set=cves),
+                len(cves),
+            )
+        ]
         plain = np.asarray(table.column("value").is_null())
         observed = _microseconds(table.column("observed_at")).to_numpy()
         n = table.column("n").to_numpy()
@@ -273,14 +277,20 @@ def _scan_snapshots(
     return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
-def _per_dictionary(column: pa.ChunkedArray, value: Callable[[str], _T], missing: _T) -> np.ndarray:
-    """``value`` of each row of a dictionary-encoded column, computed once per entry."""
-    found = []
-    for chunk in column.chunks:
-        entries = [value(entry) for entry in chunk.dictionary.to_pylist()]
-        lookup = np.array([*entries, missing])  # a null reads the last
-        found.append(lookup[pc.fill_null(chunk.indices, len(entries)).to_numpy()])
-    return np.concatenate(found) if found else np.array([], dtype=type(missing))
+def _per_dictionary(
+    column: pa.ChunkedArray, value: Callable[[pa.Array], pa.Array], missing: bool | int
+) -> np.ndarray:
+    """Per row of a dictionary-encoded column, ``value`` of its entry: computed by Arrow
+    over one dictionary the chunks are made to share (``missing`` for nulls)."""
+    unified = pa.table({"c": column}).unify_dictionaries().column("c")
+    if not unified.num_chunks:
+        return np.zeros(0, dtype=np.asarray(missing).dtype)
+    dictionary = unified.chunk(0).dictionary
+    values = pc.fill_null(value(dictionary), missing).to_numpy(zero_copy_only=False)
+    lookup = np.append(values, missing)  # a null reads the last
+    indices = pa.chunked_array([chunk.indices for chunk in unified.chunks], unified.type.index_type)
+    found: np.ndarray = lookup[pc.fill_null(indices, len(dictionary)).to_numpy()]
+    return found
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from claimready.facts.store import (
     compact,
     compact_month,
     fact_paths,
+    refresh_snapshots,
     register,
     write_facts,
 )
@@ -89,3 +90,30 @@ def test_compaction_keeps_snapshot_counts_and_kev_matches(
     assert snapshots.covered(month) == covered
     folder = app.settings.facts_dir / f"tenant={tenant}"
     assert len(list(folder.rglob("*" + snapshots.SUFFIX))) == 1
+
+
+def test_a_grown_kev_catalog_refreshes_older_snapshot_files(
+    app: App, make_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = make_tenant("acme").id
+    _ingest(app, tenant, 1, [FactRow(1, "kev.listed", "CVE-1", DAY - timedelta(days=3))])
+    for n in range(COMPACT_MIN_FILES):
+        moment = DAY + timedelta(hours=n)
+        rows = [FactRow(7, "vuln.cve", cve, moment) for cve in ("CVE-1", "CVE-2")]
+        _ingest(app, tenant, 2 + n, rows)
+    facts_dir = app.settings.facts_dir
+    assert compact(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir, day=DAY.date())
+    (merged,) = [f for f in _files(app, tenant) if f.name.startswith("c-")]
+    assert refresh_snapshots(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir) == 0
+
+    # The catalog now lists CVE-2 as well: the merged file's snapshot file no longer
+    # stands for its facts in kev(), until it is written again.
+    _ingest(app, tenant, 30, [FactRow(1, "kev.listed", "CVE-2", DAY + timedelta(days=5))])
+    assert refresh_snapshots(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir) == 1
+    covered = snapshots.covered(merged)
+    assert covered == snapshots.Covered(frozenset({"vuln"}), frozenset({"CVE-1", "CVE-2"}))
+    matched = {
+        r["value"] for r in pq.read_table(snapshots.snapshot_path(merged)).to_pylist() if r["value"]
+    }
+    assert matched == {"CVE-1", "CVE-2"}
+    assert refresh_snapshots(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir) == 0

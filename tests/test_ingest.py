@@ -23,6 +23,7 @@ from claimready.errors import InputError, NotFoundError
 from claimready.evidence import service
 from claimready.evidence.models import OBSERVED_FROM_COLLECTION, Evidence
 from claimready.evidence.service import IngestItem, IngestResult, ingest_file, ingest_files
+from claimready.facts import store as fact_store
 from claimready.facts.query import list_facts
 from claimready.facts.store import (
     COMPACT_MIN_FILES,
@@ -119,8 +120,18 @@ def test_tenants_do_not_share_evidence(
 
 
 def test_many_small_ingests_of_a_day_are_compacted(
-    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    refreshed: list[int] = []
+    refresh = fact_store.refresh_snapshots
+
+    def recording(**kwargs: Any) -> int:
+        refreshed.append(kwargs["tenant_id"])
+        return refresh(**kwargs)
+
+    # After compaction, each ingest also brings older snapshot files up to the KEV
+    # catalog (tests/test_facts_snapshots.py checks what that does).
+    monkeypatch.setattr(fact_store, "refresh_snapshots", recording)
     tenant = make_tenant("acme")
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
     total = 0
@@ -140,6 +151,7 @@ def test_many_small_ingests_of_a_day_are_compacted(
     assert len(files) < COMPACT_MIN_FILES
     assert sum(pq.read_metadata(f).num_rows for f in files) == total
     assert len(_fact_files(app)) == len(files)  # replaced files are gone from disk
+    assert refreshed == [tenant.id] * (COMPACT_MIN_FILES + 1)
 
 
 def _exports(directory: Path, count: int) -> list[Path]:

@@ -401,6 +401,9 @@ def _compact_crowded_days(*, app: App, tenant_slug: str) -> None:
             facts_dir=app.settings.facts_dir,
             month=month,
         )
+    fact_store.refresh_snapshots(
+        sessions=app.sessions, tenant_id=tenant.id, facts_dir=app.settings.facts_dir
+    )
 
 
 def _enter_in_ledger(*, app: App, request: _Request, evidence: Evidence, source_name: str) -> None:

@@ -27,7 +27,9 @@ CVE the catalog lists now was looked up; otherwise (a domain not covered, a
 catalog that has grown since, a file compacted before snapshot files existed
 or whose snapshot file is gone) it reads the facts themselves, with the same
 result. Fact files are never changed once written, so a snapshot file is
-never stale: it goes when its fact file goes.
+never stale: it goes when its fact file goes. When the catalog grows, ingest
+writes the files that looked up less again
+(:func:`claimready.facts.store.refresh_snapshots`).
 """
 
 # SQL here names only generated file paths (quoted) and fixed signal names.

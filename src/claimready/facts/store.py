@@ -416,28 +416,74 @@ def _write_snapshots(
 ) -> None:
     """Write a merged file's snapshot file, with the KEV catalog the tenant has now.
 
-    The catalog comes from the tenant's summary (brought up to date on the way, as
-    an evaluation would). Snapshot files only save time: one that cannot be
-    written is left out, and evaluations read the facts instead.
+    Snapshot files only save time: one that cannot be written is left out, and
+    evaluations read the facts instead.
     """
-    from claimready.facts import snapshots, summary  # both build on this module
+    from claimready.facts import snapshots  # builds on this module
 
     with transaction(sessions) as session:
         files = fact_paths(session=session, tenant_id=tenant_id, facts_dir=facts_dir)
     try:
         with connect_duckdb() as connection:
-            kept = summary.summarize(
-                connection,
-                files=files,
-                tenant_id=tenant_id,
-                cache=tenant_folder(facts_dir=facts_dir, tenant_id=tenant_id),
-            )
-            catalog = summary.first_of(kept, snapshots.KEV_SIGNAL).column("key")
-            snapshots.write_snapshots(
-                connection, fact_file=fact_file, kev=catalog.drop_null().to_pylist()
-            )
+            catalog = _kev_catalog(connection, files, tenant_id, facts_dir)
+            snapshots.write_snapshots(connection, fact_file=fact_file, kev=catalog)
     except (OSError, duckdb.Error, StorageError) as exc:
         log.warning("%s: no snapshot file: %s", fact_file, exc)
+
+
+def refresh_snapshots(*, sessions: sessionmaker[Session], tenant_id: int, facts_dir: Path) -> int:
+    """Rewrite the snapshot files that looked up fewer CVEs than the KEV catalog lists now.
+
+    The catalog grows every week; a snapshot file written before it grew no
+    longer stands for its facts in ``kev()``, so every evaluation would read
+    those facts instead (the results are the same, only slower) until the month
+    is merged again, which for a settled month is never. Returns how many were
+    rewritten. One that cannot be is left as it is, with a warning.
+    """
+    from claimready.facts import snapshots  # builds on this module
+
+    rewritten = 0
+    with transaction(sessions) as session:
+        files = fact_paths(session=session, tenant_id=tenant_id, facts_dir=facts_dir)
+    with connect_duckdb() as connection:
+        try:
+            catalog = frozenset(_kev_catalog(connection, files, tenant_id, facts_dir))
+        except (OSError, duckdb.Error, StorageError) as exc:
+            log.warning("tenant %s: snapshot files not refreshed: %s", tenant_id, exc)
+            return 0
+        for path in files:
+            covered = snapshots.covered(path)
+            if covered is None or catalog <= covered.looked_up:
+                continue
+            try:
+                snapshots.write_snapshots(connection, fact_file=path, kev=catalog)
+            except (OSError, duckdb.Error) as exc:
+                log.warning("%s: snapshot file not refreshed: %s", path, exc)
+                continue
+            if not path.exists():  # merged away meanwhile: its snapshot file goes too
+                snapshots.snapshot_path(path).unlink(missing_ok=True)
+                continue
+            rewritten += 1
+    return rewritten
+
+
+def _kev_catalog(
+    connection: duckdb.DuckDBPyConnection, files: list[Path], tenant_id: int, facts_dir: Path
+) -> list[str]:
+    """Every CVE the tenant's KEV catalog lists, from the summary of its fact files
+    (brought up to date on the way, as an evaluation would)."""
+    from claimready.facts import snapshots, summary  # both build on this module
+
+    kept = summary.summarize(
+        connection,
+        files=files,
+        tenant_id=tenant_id,
+        cache=tenant_folder(facts_dir=facts_dir, tenant_id=tenant_id),
+    )
+    keys: list[str] = (
+        summary.first_of(kept, snapshots.KEV_SIGNAL).column("key").drop_null().to_pylist()
+    )
+    return keys
 
 
 def crowded_days(

@@ -43,20 +43,34 @@ def _files(app: App, tenant_id: int) -> list[Path]:
         return fact_paths(session=session, tenant_id=tenant_id, facts_dir=app.settings.facts_dir)
 
 
+def _catalog_and_a_day_of_scans(
+    app: App,
+    tenant: int,
+    cves: Callable[[int], list[str]],
+    more: Callable[[datetime], list[FactRow]],
+) -> None:
+    """CVE-1 in the KEV catalog, then enough scans of asset 7 in one day to compact:
+    scan ``n`` reports ``cves(n)`` and the facts ``more`` gives for its moment."""
+    _ingest(app, tenant, 1, [FactRow(1, "kev.listed", "CVE-1", DAY - timedelta(days=3))])
+    for n in range(COMPACT_MIN_FILES):
+        moment = DAY + timedelta(hours=n)
+        rows = [FactRow(7, "vuln.cve", cve, moment) for cve in cves(n)]
+        _ingest(app, tenant, 2 + n, rows + more(moment))
+
+
 def test_compaction_keeps_snapshot_counts_and_kev_matches(
     app: App, make_tenant: Callable[..., Tenant]
 ) -> None:
     tenant = make_tenant("acme").id
-    _ingest(app, tenant, 1, [FactRow(1, "kev.listed", "CVE-1", DAY - timedelta(days=3))])
-    for n in range(COMPACT_MIN_FILES):
-        moment = DAY + timedelta(hours=n)
-        cves = ["CVE-1", "CVE-2", "CVE-2"] if n % 2 else ["CVE-3"]
-        rows = [FactRow(7, "vuln.cve", cve, moment) for cve in cves]
-        rows += [
+    _catalog_and_a_day_of_scans(
+        app,
+        tenant,
+        lambda n: ["CVE-1", "CVE-2", "CVE-2"] if n % 2 else ["CVE-3"],
+        lambda moment: [
             FactRow(7, "vuln.critical_open", 1.0, moment),
             FactRow(7, "edr.healthy", True, moment),
-        ]
-        _ingest(app, tenant, 2 + n, rows)
+        ],
+    )
     assert compact(
         sessions=app.sessions, tenant_id=tenant, facts_dir=app.settings.facts_dir, day=DAY.date()
     )
@@ -96,11 +110,7 @@ def test_a_grown_kev_catalog_refreshes_older_snapshot_files(
     app: App, make_tenant: Callable[..., Tenant]
 ) -> None:
     tenant = make_tenant("acme").id
-    _ingest(app, tenant, 1, [FactRow(1, "kev.listed", "CVE-1", DAY - timedelta(days=3))])
-    for n in range(COMPACT_MIN_FILES):
-        moment = DAY + timedelta(hours=n)
-        rows = [FactRow(7, "vuln.cve", cve, moment) for cve in ("CVE-1", "CVE-2")]
-        _ingest(app, tenant, 2 + n, rows)
+    _catalog_and_a_day_of_scans(app, tenant, lambda _: ["CVE-1", "CVE-2"], lambda _: [])
     facts_dir = app.settings.facts_dir
     assert compact(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir, day=DAY.date())
     (merged,) = [f for f in _files(app, tenant) if f.name.startswith("c-")]

@@ -353,3 +353,21 @@ def test_a_damaged_fact_file_is_named(tmp_path: Path) -> None:
     steps = timeline.step_series(START, START + timedelta(days=2), timedelta(days=1))
     with pytest.raises(StorageError, match=f"cannot read the stored facts: .*{damaged.name}"):
         grid.evaluate(source, controls=CONTROLS[:1], steps=steps, types=TYPES)
+
+
+def test_a_file_replaced_during_an_evaluation_is_read_as_it_was_opened(tmp_path: Path) -> None:
+    # Ingest rewrites a snapshot file when the KEV catalog grows; an evaluation that
+    # has read its footer must go on reading the file that footer describes.
+    rows = [(1, "a.flag", True, START + timedelta(hours=3), 1)]
+    (path,) = _source(tmp_path, rows, [1, 2, 3, 4, 5, 6], None, []).files
+    footers = grid._Footers()
+    footer = footers(path)
+    before = footer.read(list(range(footer.metadata.num_row_groups)), ["signal"], [])
+    replacement = pq.read_table(path).slice(0, 0)
+    pq.write_table(replacement, path.with_name("new.parquet"))
+    path.with_name("new.parquet").replace(path)
+    after = footer.read(list(range(footer.metadata.num_row_groups)), ["signal"], [])
+    assert after.to_pylist() == before.to_pylist() == [{"signal": "a.flag"}]
+    assert footers(path) is footer  # opened once per evaluation
+    footers.close()
+    assert footer.handle.closed

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -295,10 +296,16 @@ def _per_dictionary(
 
 @dataclass(slots=True)
 class _Footer:
-    """One Parquet file's metadata and what its row groups' statistics bound, read once
-    per evaluation however many reads open the file."""
+    """One Parquet file, opened once per evaluation however many reads use it: its
+    metadata and what its row groups' statistics bound.
+
+    Reads go through the file opened here, so they read the very file the
+    metadata describes even if it is replaced meanwhile (ingest rewrites a
+    snapshot file when the KEV catalog grows).
+    """
 
     path: Path
+    handle: pa.NativeFile
     metadata: pq.FileMetaData
     rows: list[int]
     #: Per row group: the least and greatest signal (None: no statistics).
@@ -313,13 +320,18 @@ class _Footer:
     @classmethod
     def of(cls, path: Path) -> _Footer:
         try:
-            metadata = pq.read_metadata(path)
+            handle = pa.OSFile(str(path))
         except (OSError, pa.ArrowException) as exc:
+            raise StorageError(f"cannot read the stored facts: {path}: {exc}") from exc
+        try:
+            metadata = pq.read_metadata(handle)
+        except (OSError, pa.ArrowException) as exc:
+            handle.close()
             raise StorageError(f"cannot read the stored facts: {path}: {exc}") from exc
         names = [metadata.schema.column(i).name for i in range(metadata.num_columns)]
         signal, seen, tenant = (names.index(n) for n in ("signal", "observed_at", "tenant_id"))
         unit = _units(metadata, seen)  # statistics of the observation times, in microseconds
-        footer = cls(path, metadata, [], [], [], [], [])
+        footer = cls(path, handle, metadata, [], [], [], [], [])
         for number in range(metadata.num_row_groups):
             group = metadata.row_group(number)
             named, observed, owner = (group.column(i).statistics for i in (signal, seen, tenant))
@@ -368,8 +380,9 @@ class _Footer:
     def read(self, groups: list[int], columns: list[str], dictionaries: list[str]) -> pa.Table:
         """Columns of the row groups, the ``dictionaries`` ones dictionary-encoded."""
         try:
+            # Arrow's positioned reads of one file are safe from several threads.
             parquet = pq.ParquetFile(
-                self.path, metadata=self.metadata, read_dictionary=dictionaries
+                self.handle, metadata=self.metadata, read_dictionary=dictionaries
             )
             return parquet.read_row_groups(groups, columns=columns, use_threads=True)
         except (OSError, pa.ArrowException) as exc:
@@ -377,16 +390,24 @@ class _Footer:
 
 
 class _Footers:
-    """Footers of the files an evaluation reads, each read once."""
+    """The files an evaluation reads, each opened once (:class:`_Footer`) until :meth:`close`."""
 
     def __init__(self) -> None:
         self._known: dict[Path, _Footer] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, path: Path) -> _Footer:
-        footer = self._known.get(path)
-        if footer is None:  # two readers may both read it: the same result either way
-            footer = self._known[path] = _Footer.of(path)
-        return footer
+        with self._lock:
+            footer = self._known.get(path)
+            if footer is None:
+                footer = self._known[path] = _Footer.of(path)
+            return footer
+
+    def close(self) -> None:
+        with self._lock:
+            for footer in self._known.values():
+                footer.handle.close()
+            self._known.clear()
 
 
 def _microseconds(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -1399,13 +1420,16 @@ def evaluate(
         size = max(1, MAX_CELLS // max(1, tenant.assets))
         # Two controls at a time: most of their work is NumPy and DuckDB, which
         # release the interpreter, so both cores are used.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for start in range(0, len(moments), size):
-                chunk = _Chunk(tenant, instants[start : start + size], needs, types)
-                span = moments[start : start + size]
-                evaluated = _evaluate_chunk(pool, chunk, controls, span)
-                for control, found in zip(controls, evaluated, strict=True):
-                    results[control.id].extend(found)
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                for start in range(0, len(moments), size):
+                    chunk = _Chunk(tenant, instants[start : start + size], needs, types)
+                    span = moments[start : start + size]
+                    evaluated = _evaluate_chunk(pool, chunk, controls, span)
+                    for control, found in zip(controls, evaluated, strict=True):
+                        results[control.id].extend(found)
+        finally:
+            tenant.footers.close()
     return results
 
 

@@ -508,9 +508,9 @@ def _row(
     tenant_first: dict[str, datetime],
 ) -> dict[str, Any]:
     """The pivot row of one asset at one step, as the reference evaluator reads it."""
-    fresh = control.spec.freshness_delta
     row: dict[str, Any] = {STEP_COLUMN: t}
     for signal, features in control.predicate.needs.items():
+        fresh = control.spec.freshness_of(signal)
         if VALUE in features:
             fact = facts.latest(signal, t)
             row[column(signal)] = fact[2] if fact and fact[0] > t - fresh else None

@@ -157,7 +157,11 @@ def test_cli_evaluate_gaps_and_controls(run: Run, tmp_path: Path) -> None:
     assert run("init", "--json")[0] == 0
     assert run("tenant", "add", "acme")[0] == 0
     code, out, _ = run("controls", "list", "--tenant", "acme", "--json")
-    assert code == 0 and len(json.loads(out)) >= 20
+    listed = {c["id"]: c for c in json.loads(out)}
+    assert code == 0 and len(listed) >= 20
+    assert listed["mfa-remote-access"]["signal_freshness"] == {"signin.single_factor": "31d"}
+    code, out, _ = run("controls", "list", "--tenant", "acme")
+    assert code == 0 and "31d)" in out  # no control's own freshness is 31 days
     code, out, _ = run("evaluate", "--tenant", "acme", "--as-of", "2026-05-14T03:00Z", "--json")
     assert code == 0
     data = json.loads(out)

@@ -59,14 +59,26 @@ def _control(cid: str, predicate: str, **changes: Any) -> Control:
 
 
 CONTROLS = [
-    _control("flags", "a.flag and a.num >= 2"),
+    # A signal fresh for longer, or for less, than the control's other signals.
+    _control("flags", "a.flag and a.num >= 2", signal_freshness={"a.num": "3d"}),
     _control("texts", "a.text in ('x', 'y') or not present(a.num)", freshness="2d"),
-    _control("ages", "age(a.time) <= hours(20)", threshold={"max_failing": 1}),
+    _control(
+        "ages",
+        "age(a.time) <= hours(20)",
+        threshold={"max_failing": 1},
+        signal_freshness={"a.time": "50h"},
+    ),
     _control("evers", "ever(a.flag) and a.num != 3", step="hour", freshness="6h"),
     _control("counts", "count(v.cve) <= 1 and v.critical == 0", scope={"kinds": ["server"]}),
     _control("kevs", "kev(v.cve, days(1)) == 0", threshold={"coverage": 1.0, "kinds": {}}),
     _control("tagged", "a.flag", scope={"kinds": ["user", "server"], "tags": ["prod"]}),
     _control("org", "a.num > 0", scope={"kinds": ["organization"]}, freshness="3d"),
+    _control(
+        "fresh-counts",
+        "count(v.cve) <= 1 and v.critical == 0 and kev(v.cve, hours(6)) == 0",
+        scope={"kinds": ["server"]},
+        signal_freshness={"v.cve": "3d", "v.critical": "10h"},
+    ),
 ]
 
 values = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import resources
 
 import pytest
@@ -49,12 +50,23 @@ def _pack_with(**changes: object) -> str:
         ({"predicate": "identity.mfa_registered + 1"}, "control mfa-remote-access.*BinOp"),
         ({"threshold": {"coverage": 2}}, "control mfa-remote-access: field 'threshold.coverage'"),
         ({"freshness": "soon"}, "field 'freshness'"),
-        ({"signals": ["nope.nothing"]}, "unknown signal"),
+        ({"signals": ["nope.nothing"], "signal_freshness": {}}, "unknown signal"),
         ({"responsible": ["everyone"]}, "unknown function"),
         ({"surprise": 1}, "field 'surprise'"),
+        ({"signal_freshness": {"signin.single_factor": "later"}}, "field 'signal_freshness'"),
+        ({"signal_freshness": {"edr.healthy": "2d"}}, "edr.healthy.*not in signals"),
     ],
 )
 def test_bad_packs_name_file_control_and_field(changes: dict[str, object], message: str) -> None:
     with pytest.raises(InputError, match=message) as caught:
         load_pack_text(_pack_with(**changes), where="mine.yaml", types=signal_types())
     assert str(caught.value).startswith("mine.yaml")
+
+
+def test_a_signal_can_stay_fresh_longer_than_its_control() -> None:
+    controls = {c.id: c.spec for c in baseline().controls.values()}
+    spec = controls["mfa-remote-access"]
+    assert spec.freshness_of("identity.mfa_registered") == timedelta(days=2)
+    assert spec.freshness_of("signin.single_factor") == timedelta(days=31)
+    assert spec.longest_freshness() == timedelta(days=31)
+    assert controls["edr-coverage"].longest_freshness() == timedelta(hours=26)

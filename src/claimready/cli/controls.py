@@ -144,7 +144,7 @@ def list_controls(
             spec.title,
             ", ".join(spec.scope.kinds),
             json.dumps(threshold),
-            spec.freshness,
+            " ".join([spec.freshness, *(f"({s} {d})" for s, d in spec.signal_freshness.items())]),
             spec.severity,
         )
     stdout().print(table)

@@ -494,8 +494,8 @@ class _Needs:
     def of(cls, controls: Sequence[Control]) -> _Needs:
         needs = cls()
         for control in controls:
-            freshness = int(control.spec.freshness_delta.total_seconds() * 1_000_000)
             for signal, features in control.predicate.needs.items():
+                freshness = _freshness(control, signal)
                 if VALUE in features:
                     needs.values[signal] = max(freshness, needs.values.get(signal, 0))
                 if COUNT in features or KEV in features:
@@ -1187,8 +1187,8 @@ class _Pivot:
         self.cells = cells
         self.rows, self.steps = np.divmod(cells, m)
         self.t = chunk.steps[self.steps]
-        freshness = int(control.spec.freshness_delta.total_seconds() * 1_000_000)
-        self.oldest = self.t - freshness
+        #: Per freshness, the oldest observation still fresh at each row's step.
+        self._oldest: dict[int, np.ndarray] = {}
         self.columns: dict[str, pa.Array] = {STEP_COLUMN: pa.array(self.t, _PLAIN_TIME)}
         self.cited: list[np.ndarray] = []
         #: Per row, when the newest evidence it rests on was stored.
@@ -1201,8 +1201,9 @@ class _Pivot:
             if EVER in features:
                 self._ever(signal)
 
-    def _fresh(self, latest: _Latest) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, whether the newest fact is fresh, and its index (any, where not fresh)."""
+    def _fresh(self, signal: str, latest: _Latest) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, whether the newest fact of ``signal`` is fresh, and its index (any,
+        where not fresh)."""
         row = latest.row_of[self.rows]
         placed = row >= 0
         if placed.all():
@@ -1214,7 +1215,10 @@ class _Pivot:
             index = np.full(len(row), _NONE, dtype=latest.index.dtype)
             index[placed] = latest.index[row[placed] * len(self.chunk.steps) + self.steps[placed]]
         facts = latest.facts
-        fresh = facts.observed[index] > self.oldest
+        freshness = _freshness(self.control, signal)
+        if freshness not in self._oldest:
+            self._oldest[freshness] = self.t - freshness
+        fresh = facts.observed[index] > self._oldest[freshness]
         fresh &= index >= 0
         cited = facts.evidence[index]
         cited[~fresh] = _NONE
@@ -1228,7 +1232,7 @@ class _Pivot:
 
     def _value(self, signal: str) -> None:
         latest = self.chunk.values[signal]
-        fresh, index = self._fresh(latest)
+        fresh, index = self._fresh(signal, latest)
         facts = latest.facts
         missing = ~(fresh & facts.valid[index])
         self.columns[column(signal)] = _typed(
@@ -1237,7 +1241,7 @@ class _Pivot:
 
     def _snapshot(self, signal: str, *, with_kev: bool) -> None:
         latest = self.chunk.snapshots[signal]
-        fresh, index = self._fresh(latest)
+        fresh, index = self._fresh(signal, latest)
         counts = latest.facts.value[index].astype(np.int64)
         self.columns[column(signal, COUNT)] = pa.array(counts, pa.int64(), mask=~fresh)
         if not with_kev:
@@ -1274,6 +1278,11 @@ class _Pivot:
         known = np.asarray(result.is_valid())
         true = np.asarray(pc.fill_null(result, False)) & known
         return true, known
+
+
+def _freshness(control: Control, signal: str) -> int:
+    """How long a fact of ``signal`` stays fresh for ``control``, in microseconds."""
+    return int(control.spec.freshness_of(signal).total_seconds() * 1_000_000)
 
 
 def _typed(

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from claimready.controls.expr import Predicate, parse
 from claimready.errors import InputError
@@ -81,6 +89,10 @@ class ControlSpec(_Strict):
     predicate: str = Field(min_length=1)
     threshold: Threshold
     freshness: str
+    #: Signals that report events, each fresh for longer than the control's freshness:
+    #: the last single-factor sign-in is reported while the sign-in logs hold it, yet
+    #: the predicate asks about the last 30 days.
+    signal_freshness: dict[str, str] = Field(default_factory=dict)
     step: Literal["hour", "day"] = "day"
     severity: Literal["low", "medium", "high", "critical"]
     frameworks: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -101,6 +113,16 @@ class ControlSpec(_Strict):
         parse_duration(value)
         return value
 
+    @field_validator("signal_freshness")
+    @classmethod
+    def _own_signals(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        unknown = sorted(set(value) - set(info.data.get("signals", ())))
+        if unknown:
+            raise ValueError(f"names signal(s) {unknown} not in signals")
+        for duration in value.values():
+            parse_duration(duration)
+        return value
+
     @field_validator("responsible")
     @classmethod
     def _functions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -113,6 +135,15 @@ class ControlSpec(_Strict):
     def freshness_delta(self) -> timedelta:
         """The freshness window as a timedelta."""
         return parse_duration(self.freshness)
+
+    def freshness_of(self, signal: str) -> timedelta:
+        """How long a fact of ``signal`` stays fresh for this control."""
+        own = self.signal_freshness.get(signal)
+        return self.freshness_delta if own is None else parse_duration(own)
+
+    def longest_freshness(self) -> timedelta:
+        """The longest freshness of any signal the control reads."""
+        return max(self.freshness_of(signal) for signal in self.signals)
 
     @property
     def retire_delta(self) -> timedelta:

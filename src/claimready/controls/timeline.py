@@ -289,14 +289,14 @@ def _fresh(alias: str, freshness: int) -> str:
 
 def pivot_sql(control: Control, steps: Sequence[datetime], types: dict[str, str]) -> str:
     """SQL with one row per in-scope asset and step: the fresh values, evidence, verdict."""
-    freshness = int(control.spec.freshness_delta.total_seconds())
-    window = _window(min(steps) - control.spec.freshness_delta, max(steps))
+    window = _window(min(steps) - control.spec.longest_freshness(), max(steps))
     joins: list[str] = []
     columns: list[str] = []
     cited: list[str] = []
     stored: list[str] = []
     for index, (signal, features) in enumerate(control.predicate.needs.items()):
         alias = f"x{index}"
+        freshness = int(control.spec.freshness_of(signal).total_seconds())
         fresh = _fresh(alias, freshness)
         if VALUE in features:
             joins.append(

@@ -104,16 +104,20 @@ def _gap(control: str, status: str, first: int, end: int) -> ExpectedGap:
     return ExpectedGap(control, status, first, end)
 
 
+#: The sign-in rules fail while the last bad sign-in is at most 30 days old: it happens
+#: during its day, so the first midnight more than 30 days later is 31 days after that day.
+AFTER_LAST_SIGN_IN = 31
+
 # Each gap opens at the first midnight that sees the fault in the evidence and closes
-# at the first midnight that sees it gone (or, for the 30-day sign-in rules, once the
-# last bad sign-in is older than the control's 2-day freshness).
+# at the first midnight that sees it gone (for the 30-day sign-in rules, the first
+# midnight at which the last bad sign-in is more than 30 days old).
 INCIDENTS: tuple[Incident, ...] = (
     Incident(
         "admin account without MFA, signing in with a password alone (days 60-71)",
         (
             _gap("mfa-privileged", "fail", 61, 73),
             _gap("mfa-email-saas", "fail", 61, 73),
-            _gap("mfa-remote-access", "fail", 61, 74),
+            _gap("mfa-remote-access", "fail", 61, ADMIN_SINGLE_FACTOR[-1] + AFTER_LAST_SIGN_IN),
         ),
     ),
     Incident(
@@ -131,8 +135,8 @@ INCIDENTS: tuple[Incident, ...] = (
     Incident(
         "legacy IMAP sign-ins by a receptionist's mail client (days 151-157)",
         (
-            _gap("mfa-remote-access", "fail", 152, 160),
-            _gap("mfa-email-saas", "fail", 152, 160),
+            _gap("mfa-remote-access", "fail", 152, LEGACY_AUTH[-1] + AFTER_LAST_SIGN_IN),
+            _gap("mfa-email-saas", "fail", 152, LEGACY_AUTH[-1] + AFTER_LAST_SIGN_IN),
         ),
     ),
     Incident(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -59,6 +60,7 @@ def _expected(path: Path) -> dict[str, dict[str, Any]]:
             "medium": sum(i.get("severity") == "2" for i in items),
             "max": max((s for s in scores if s == s), default=0.0),
             "ports": {i.get("port") for i in host.iter("ReportItem")},
+            "address": host.findtext("HostProperties/tag[@name='host-ip']") or host.get("name"),
         }
     return expected
 
@@ -78,7 +80,33 @@ def test_sample_findings_match_the_report(path: Path) -> None:
         assert _values(result, "vuln.max_cvss", key) == [want["max"]]
         assert _values(result, "exposure.rdp", key) == ["3389" in want["ports"]]
         assert _values(result, "exposure.smb", key) == ["445" in want["ports"]]
+        public = not ipaddress.ip_address(want["address"]).is_private
+        assert _values(result, "exposure.internet", key) == [public]
     assert not result.warnings
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("10.1.2.3", False),
+        ("172.31.0.9", False),
+        ("192.168.1.20", False),
+        ("100.64.3.4", False),  # shared address space (carrier-grade NAT)
+        ("127.0.0.1", False),
+        ("169.254.10.1", False),
+        ("fd12:3456::1", False),
+        ("fe80::1", False),
+        ("::ffff:10.0.0.7", False),
+        ("[fe80::2]", False),
+        ("44.228.249.3", True),
+        ("203.0.113.20", True),  # documentation ranges stand for public addresses
+        ("2001:db8::5", True),
+        ("2a00:1450:4001::1", True),
+        ("ws-12.corp.example.com", None),
+    ],
+)
+def test_internet_facing_addresses(address: str, public: bool | None) -> None:
+    assert nessus.internet_facing(address) is public
 
 
 def test_scan_end_prefers_the_exact_timestamp() -> None:
@@ -163,6 +191,7 @@ def test_hosts_identities_and_exposure(tmp_path: Path) -> None:
     assert second.identifiers == ()
     assert _values(result, "exposure.rdp", first.key) == [True]
     assert _values(result, "exposure.smb", first.key) == [True]
+    assert _values(result, "exposure.internet") == [False, False]  # both scanned at 10.0.0.x
     assert _values(result, "vuln.finding", first.key) == []
     assert _values(result, "vuln.max_cvss", first.key) == [0.0]
     # The second host has no time: its facts describe the collection time, with a note.
@@ -182,6 +211,7 @@ def test_unreadable_values_are_warnings_and_leave_facts_out(tmp_path: Path) -> N
     assert {w.field for w in result.warnings} == {"HOST_END", "cvss3_base_score", "port"}
     assert _values(result, "vuln.max_cvss") == []
     assert _values(result, "exposure.rdp") == []
+    assert _values(result, "exposure.internet") == []  # scanned by name, no host-ip
     assert _values(result, "scan.last_scanned") == []
     assert _values(result, "vuln.critical_open") == [1]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +64,11 @@ def test_sample_results_match_the_report(path: Path) -> None:
         # The samples were exported with levels=hml: exposure is only ever reported when found.
         assert _values(result, "exposure.smb", host) == ([True] if "445" in ports else [])
         assert _values(result, "exposure.rdp", host) == ([True] if "3389" in ports else [])
+        try:
+            public = [not ipaddress.ip_address(host).is_private]
+        except ValueError:  # one sample's host is "192.168.1.1001", not an address
+            public = []
+        assert _values(result, "exposure.internet", host) == public
     assert not result.warnings
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 
 import pytest
 import yaml
 
+from claimready.controls.expr import STEP_COLUMN, column, evaluate_row
 from claimready.controls.pack import baseline, load_pack_text, signal_types
 from claimready.errors import InputError
 from claimready.frameworks.catalog import FRAMEWORKS, load_catalog, parse_catalog, unknown_mappings
@@ -70,3 +71,28 @@ def test_a_signal_can_stay_fresh_longer_than_its_control() -> None:
     assert spec.freshness_of("signin.single_factor") == timedelta(days=31)
     assert spec.longest_freshness() == timedelta(days=31)
     assert controls["edr-coverage"].longest_freshness() == timedelta(hours=26)
+
+
+@pytest.mark.parametrize(
+    ("internet", "rdp", "smb", "verdict"),
+    [
+        (False, False, True, True),  # SMB open on an internal address: not internet exposure
+        (False, True, True, True),
+        (True, True, False, False),
+        (True, False, True, False),
+        (True, False, False, True),
+        (None, True, False, None),  # open, address unknown: unverified, never a silent pass
+        (None, False, False, True),
+    ],
+)
+def test_external_exposure_is_about_internet_facing_hosts(
+    internet: bool | None, rdp: bool, smb: bool, verdict: bool | None
+) -> None:
+    control = baseline().controls["external-exposure"]
+    row = {
+        STEP_COLUMN: datetime(2026, 5, 14, tzinfo=UTC),
+        column("exposure.internet"): internet,
+        column("exposure.rdp"): rdp,
+        column("exposure.smb"): smb,
+    }
+    assert evaluate_row(control.predicate, row) is verdict

@@ -381,10 +381,13 @@ def nessus_report(
     seed: int,
     findings: dict[str, list[Finding]],
     name: str,
+    public: dict[str, str] | None = None,
 ) -> str:
     """A ``.nessus`` v2 report of a credentialed scan of ``hosts`` started at ``started``.
 
-    ``findings`` maps host names to their open results (besides the scan information).
+    ``findings`` maps host names to their open results (besides the scan information);
+    ``public`` gives the internet-facing address of hosts that have one (every other
+    host is scanned at an internal 10.0.x.x address).
     """
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     out = [
@@ -405,7 +408,9 @@ def nessus_report(
             "host-fqdn": host.fqdn,
             "hostname": host.name,
             "netbios-name": host.name.upper(),
-            "host-ip": f"10.0.{host.index // 250}.{host.index % 250 + 1}",
+            "host-ip": (public or {}).get(
+                host.name, f"10.0.{host.index // 250}.{host.index % 250 + 1}"
+            ),
             "operating-system": os_name,
             "system-type": "general-purpose",
             "Credentialed_Scan": "true",

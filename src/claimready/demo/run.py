@@ -79,6 +79,8 @@ INACTIVE_SERVER = f"srv-{FLEET_SIZE:03d}"
 CRITICAL_SERVER = "srv-030"
 KEV_LAPTOP = "ws-041"
 RDP_SERVER = "srv-020"
+#: The remote-access server is published at a public address (a documentation range).
+RDP_SERVER_ADDRESS = "203.0.113.20"
 SILENT_SERVER = "srv-050"
 
 
@@ -337,6 +339,7 @@ class _Year:
                 seed=SEED + index,
                 findings=self._findings(index),
                 name=f"Weekly internal scan {moment.date().isoformat()}",
+                public={RDP_SERVER: RDP_SERVER_ADDRESS},
             )
             yield _Planned(moment, "nessus", _write(self._file("scan.nessus", moment), report))
 

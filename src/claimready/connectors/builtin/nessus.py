@@ -77,6 +77,7 @@ SIGNAL_FINDING = "vuln.finding"
 SIGNAL_LAST_SCANNED = "scan.last_scanned"
 SIGNAL_RDP = "exposure.rdp"
 SIGNAL_SMB = "exposure.smb"
+SIGNAL_INTERNET = "exposure.internet"
 
 # Severity words shared by the scanner connectors, lowest first.
 SEVERITY_WORDS = ("info", "low", "medium", "high", "critical")
@@ -96,6 +97,12 @@ FINDING_SIGNALS = (
 EXPOSURE_SIGNALS = (
     SignalSpec(SIGNAL_RDP, "bool", "RDP (port 3389 or the msrdp service) was found open"),
     SignalSpec(SIGNAL_SMB, "bool", "SMB (port 445 or the cifs/smb service) was found open"),
+    SignalSpec(
+        SIGNAL_INTERNET,
+        "bool",
+        "the scanned address is reachable from the internet: not private (RFC 1918, "
+        "unique local), shared (RFC 6598), loopback or link-local",
+    ),
 )
 
 _SEVERITY = {str(number): number for number in range(len(SEVERITY_WORDS))}
@@ -110,6 +117,7 @@ _HOST_TAGS = frozenset(
         "mac-address",
         "bios-uuid",
         "host-uuid",
+        "host-ip",
         "serial",
         "operating-system",
         "system-type",
@@ -191,6 +199,37 @@ def is_address(name: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+#: Addresses a scan reaching them does not make internet-facing. Documentation ranges
+#: (RFC 5737, RFC 3849) stand for public addresses, as documentation uses them.
+_INTERNAL_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "0.0.0.0/8",
+        "::1/128",
+        "::/128",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
+
+
+def internet_facing(address: str) -> bool | None:
+    """Whether a scanned address is reachable from the internet (None: not an address)."""
+    try:
+        parsed = ipaddress.ip_address(address.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return not any(parsed in network for network in _INTERNAL_NETWORKS)
 
 
 def parse_nessus_time(text: str) -> datetime:
@@ -546,6 +585,9 @@ def _host_result(
     if host.ports_readable:
         batch.facts.append(Fact(key, SIGNAL_RDP, host.rdp, at))
         batch.facts.append(Fact(key, SIGNAL_SMB, host.smb, at))
+    public = internet_facing(host.tags.get("host-ip") or host.name)
+    if public is not None:
+        batch.facts.append(Fact(key, SIGNAL_INTERNET, public, at))
 
 
 def _notes(where: str, batch: _Batch, observed_at: datetime | None) -> tuple[str, ...]:
@@ -607,6 +649,8 @@ class NessusConnector(Connector):
         "up only in credentialed scans",
         "exposure.rdp/exposure.smb are False when the port scan did not find the port, which "
         "includes ports outside the scanned range",
+        "exposure.internet judges the scanned address alone: a host behind NAT scanned at "
+        "its internal address is not internet-facing even if a port is forwarded to it",
     )
 
     def __init__(self, *, batch_hosts: int = DEFAULT_BATCH_HOSTS, parallel: bool = True) -> None:

@@ -39,10 +39,12 @@ from claimready.connectors.base import (
 from claimready.connectors.builtin.nessus import (
     EXPOSURE_SIGNALS,
     FINDING_SIGNALS,
+    SIGNAL_INTERNET,
     SIGNAL_LAST_SCANNED,
     SIGNAL_RDP,
     SIGNAL_SMB,
     FindingTally,
+    internet_facing,
     is_address,
     parse_score,
 )
@@ -271,6 +273,9 @@ def _host_facts(
             facts.append(Fact(key, signal, True, at))
         elif complete:
             facts.append(Fact(key, signal, False, at))
+    public = internet_facing(host.address)
+    if public is not None:
+        facts.append(Fact(key, SIGNAL_INTERNET, public, at))
     return facts
 
 

@@ -71,6 +71,9 @@ def test_a_signal_can_stay_fresh_longer_than_its_control() -> None:
     assert spec.freshness_of("signin.single_factor") == timedelta(days=31)
     assert spec.longest_freshness() == timedelta(days=31)
     assert controls["edr-coverage"].longest_freshness() == timedelta(hours=26)
+    dormant = controls["dormant-accounts"]
+    assert dormant.freshness_of("identity.last_sign_in") == timedelta(days=400)
+    assert dormant.freshness_of("identity.enabled") == timedelta(days=2)
 
 
 @pytest.mark.parametrize(

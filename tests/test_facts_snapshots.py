@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from claimready.app import App
 from claimready.db.engine import transaction
@@ -107,14 +108,26 @@ def test_compaction_keeps_snapshot_counts_and_kev_matches(
 
 
 def test_a_grown_kev_catalog_refreshes_older_snapshot_files(
-    app: App, make_tenant: Callable[..., Tenant]
+    app: App, make_tenant: Callable[..., Tenant], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    opened: list[Path] = []
+    covered_by = snapshots.covered
+
+    def recording(fact_file: Path) -> snapshots.Covered | None:
+        opened.append(fact_file)
+        return covered_by(fact_file)
+
+    monkeypatch.setattr(snapshots, "covered", recording)
     tenant = make_tenant("acme").id
     _catalog_and_a_day_of_scans(app, tenant, lambda _: ["CVE-1", "CVE-2"], lambda _: [])
     facts_dir = app.settings.facts_dir
     assert compact(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir, day=DAY.date())
     (merged,) = [f for f in _files(app, tenant) if f.name.startswith("c-")]
     assert refresh_snapshots(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir) == 0
+    assert opened  # looked once ...
+    opened.clear()
+    assert refresh_snapshots(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir) == 0
+    assert opened == []  # ... and not again while the catalog stays the same
 
     # The catalog now lists CVE-2 as well: the merged file's snapshot file no longer
     # stands for its facts in kev(), until it is written again.
@@ -126,4 +139,6 @@ def test_a_grown_kev_catalog_refreshes_older_snapshot_files(
         r["value"] for r in pq.read_table(snapshots.snapshot_path(merged)).to_pylist() if r["value"]
     }
     assert matched == {"CVE-1", "CVE-2"}
+    opened.clear()
     assert refresh_snapshots(sessions=app.sessions, tenant_id=tenant, facts_dir=facts_dir) == 0
+    assert opened == []

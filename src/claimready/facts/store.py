@@ -9,6 +9,7 @@ read. Many small ingests are merged by :func:`compact`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import uuid
@@ -51,6 +52,9 @@ ROW_GROUP_ROWS = 131_072
 COMPACT_ORDER = (("signal", "ascending"), ("asset_id", "ascending"), ("observed_at", "ascending"))
 COMPACT_ROW_GROUP_ROWS = 16_384
 COMPACT_MIN_FILES = 8
+#: In a tenant's folder: the digest of the KEV catalog every snapshot file was last
+#: found to cover (:func:`refresh_snapshots`).
+KEV_CHECKED = "snapshots-kev.sha256"
 #: Beside a compacted file, its snapshot counts and KEV matches (:mod:`claimready.facts.snapshots`).
 SNAPSHOTS_SUFFIX = ".snapshots"
 #: A month is merged into one file once it ended this long ago (late evidence settles).
@@ -439,18 +443,30 @@ def refresh_snapshots(*, sessions: sessionmaker[Session], tenant_id: int, facts_
     those facts instead (the results are the same, only slower) until the month
     is merged again, which for a settled month is never. Returns how many were
     rewritten. One that cannot be is left as it is, with a warning.
+
+    Every ingest calls this, so the catalog every snapshot file was found to
+    cover is remembered (``KEV_CHECKED``, its digest): while the catalog stays
+    the same, no snapshot file is opened. Files compacted meanwhile are written
+    with the whole catalog of their moment, so they never need it.
     """
     from claimready.facts import snapshots  # builds on this module
 
-    rewritten = 0
+    rewritten, current = 0, True
     with transaction(sessions) as session:
         files = fact_paths(session=session, tenant_id=tenant_id, facts_dir=facts_dir)
+    if not files:
+        return 0
+    checked = tenant_folder(facts_dir=facts_dir, tenant_id=tenant_id) / KEV_CHECKED
     with connect_duckdb() as connection:
         try:
             catalog = frozenset(_kev_catalog(connection, files, tenant_id, facts_dir))
         except (OSError, duckdb.Error, StorageError) as exc:
             log.warning("tenant %s: snapshot files not refreshed: %s", tenant_id, exc)
             return 0
+        digest = hashlib.sha256("\n".join(sorted(catalog)).encode()).hexdigest()
+        with contextlib.suppress(OSError):
+            if checked.read_text(encoding="ascii") == digest:
+                return 0
         for path in files:
             covered = snapshots.covered(path)
             if covered is None or catalog <= covered.looked_up:
@@ -459,12 +475,26 @@ def refresh_snapshots(*, sessions: sessionmaker[Session], tenant_id: int, facts_
                 snapshots.write_snapshots(connection, fact_file=path, kev=catalog)
             except (OSError, duckdb.Error) as exc:
                 log.warning("%s: snapshot file not refreshed: %s", path, exc)
+                current = False
                 continue
             if not path.exists():  # merged away meanwhile: its snapshot file goes too
                 snapshots.snapshot_path(path).unlink(missing_ok=True)
                 continue
             rewritten += 1
+    if current:
+        _remember(checked, digest)
     return rewritten
+
+
+def _remember(path: Path, text: str) -> None:
+    """Write a small cache file whole or not at all (losing it costs only time)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text, encoding="ascii")
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        log.warning("%s: not kept: %s", path, exc)
 
 
 def _kev_catalog(

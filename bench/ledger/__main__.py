@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import cpu_seconds
+from claimready.blobs.base import BlobRef
 from claimready.blobs.local import LocalBlobStore
 from claimready.blobs.verify import rehash_blobs
 from claimready.ledger import merkle
@@ -429,6 +430,11 @@ class GitLocker:
         self.repo = repo
         self.config = config
 
+    def store_all(self, batches: list[list[Path]]) -> None:
+        """Store each batch as one commit, in turn."""
+        for number, batch in enumerate(batches):
+            self.store(number, batch)
+
     def store(self, number: int, batch: list[Path]) -> None:
         """Store batch ``number`` as one commit."""
         folder = self.repo / "raw" / f"batch-{number:04d}"
@@ -440,15 +446,17 @@ class GitLocker:
 
 
 class BlobLedgerLocker:
-    """Our path, per batch: ``put_files`` (one pack), a record per file, ``append_many``.
+    """Our path: a pack per batch (``put_batches``), a record per file, ``append_many``.
 
-    When ``store`` returns, the batch's blobs are durable and its entries
-    durably sequenced (their indexes known). With ``background``, the
-    ledger's integrator publishes checkpoints on its own (every 256 entries
-    or 250 ms, the defaults), overlapping the next batch; without it,
-    ``store`` also integrates and publishes a checkpoint covering the batch
-    before it returns. :meth:`finish` returns once a published checkpoint
-    covers every entry, so both are timed to the same end.
+    Batch *k* is entered in the ledger as soon as its blobs are durable,
+    while the next two batches are being read, hashed and synced
+    (``put_batches``, ``ahead=2``): no entry names a blob before it is
+    stored. With ``background``, the ledger's integrator publishes
+    checkpoints on its own (every 256 entries or 250 ms, the defaults);
+    without it, each batch is also integrated and a checkpoint covering it
+    published before the next batch is entered. :meth:`finish` returns once
+    a published checkpoint covers every entry, so both are timed to the
+    same end.
     """
 
     def __init__(self, root: Path, *, background: bool) -> None:
@@ -461,11 +469,17 @@ class BlobLedgerLocker:
         if background:
             self.ledger.start_integrator()
 
-    def store(self, _number: int, batch: list[Path]) -> None:
-        """Store the batch's blobs as one pack and sequence an entry for each."""
-        records = []
-        for path, ref in zip(batch, self.blobs.put_files(batch), strict=True):
-            record = evidence_collected(
+    def store_all(self, batches: list[list[Path]]) -> None:
+        """Store every batch's blobs as one pack and sequence an entry per file."""
+        for batch, refs in zip(batches, self.blobs.put_batches(batches), strict=True):
+            records = [self._record(path, ref) for path, ref in zip(batch, refs, strict=True)]
+            self.last = self.ledger.append_many(records)[-1]
+            if not self.background:
+                self.ledger.integrate()
+
+    def _record(self, path: Path, ref: BlobRef) -> bytes:
+        return encode_record(
+            evidence_collected(
                 actor="connector:bench",
                 tenant="bench",
                 blob_sha256=ref.sha256,
@@ -480,10 +494,7 @@ class BlobLedgerLocker:
                 observed_to=None,
                 collected_at=self.now,
             )
-            records.append(encode_record(record))
-        self.last = self.ledger.append_many(records)[-1]
-        if not self.background:
-            self.ledger.integrate()
+        )
 
     def finish(self) -> None:
         """Wait until a published checkpoint covers every entry; close the ledger."""
@@ -528,8 +539,7 @@ def bench_locker(root: Path, count: int, size: int, *, rounds: int = 2) -> None:
             os.sync()  # no side starts behind another's unwritten data (git's default leaves it)
             cpu_start, start = cpu_seconds(), time.perf_counter()
             locker = LOCKERS[side](root / f"{side.replace(' ', '-')}-{size}-{number}")
-            for first in range(0, len(files), 256):
-                locker.store(first // 256, files[first : first + 256])
+            locker.store_all([files[first : first + 256] for first in range(0, len(files), 256)])
             if isinstance(locker, BlobLedgerLocker):
                 locker.finish()
             wall[side] += time.perf_counter() - start

@@ -330,3 +330,50 @@ def test_put_files_names_an_unreadable_source(make_store: MakeStore, tmp_path: P
     paths = [tmp_path / "absent.json"]
     with pytest.raises(InputError, match=r"absent\.json"):
         store.put_files(paths)
+
+
+def test_put_batches_yields_each_batch_as_put_files_would(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    store = make_store()
+    batches = [
+        write_sources(
+            tmp_path / f"batch-{k}", [f'{{"batch":{k},"n":{n}}}'.encode() for n in range(k + 1)]
+        )
+        for k in range(5)
+    ]
+    batches.append(write_sources(tmp_path / "repeat", [b'{"batch":0,"n":0}']))
+    yielded = list(store.put_batches(batches, ahead=2))
+    assert yielded == [
+        [BlobRef(hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size) for p in batch]
+        for batch in batches
+    ]
+    assert yielded[-1] == yielded[0]
+    for refs in yielded:
+        for ref in refs:
+            assert store.exists(ref.sha256)
+
+
+def test_put_batches_raises_in_the_failing_batchs_turn(
+    make_store: MakeStore, tmp_path: Path
+) -> None:
+    store = make_store()
+    good = write_sources(tmp_path / "good", [b"first batch"])
+    bad = [tmp_path / "missing.json"]
+    later = write_sources(tmp_path / "later", [b"after the failure"])
+    batches = iter(store.put_batches([good, bad, later], ahead=1))
+    assert next(batches) == [BlobRef(hashlib.sha256(b"first batch").hexdigest(), 11)]
+    with pytest.raises(InputError, match=r"missing\.json"):
+        next(batches)
+
+
+def test_put_batches_closed_early_starts_no_more(make_store: MakeStore, tmp_path: Path) -> None:
+    store = make_store()
+    sources = [write_sources(tmp_path / f"b{k}", [f"batch {k}".encode()]) for k in range(6)]
+    batches = store.put_batches(sources, ahead=2)
+    first = next(batches)
+    batches.close()
+    stored = set(store.iter_hashes())
+    assert first[0].sha256 in stored
+    # the batch yielded and at most the two stored ahead of it
+    assert len(stored) <= 3

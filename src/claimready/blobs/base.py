@@ -11,9 +11,12 @@ way even where the backend itself would allow more.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -151,6 +154,33 @@ class BlobStore(ABC):
         or syncs; this default stores the files one by one.
         """
         return [self.put_file(path) for path in paths]
+
+    def put_batches(
+        self, batches: Iterable[Sequence[str | PathLike[str]]], *, ahead: int = 2
+    ) -> Generator[list[BlobRef], None, None]:
+        """:meth:`put_files` on each batch, up to ``ahead`` batches stored while the caller works.
+
+        Yields each batch's refs in order, once its blobs are durable, having
+        started storing the batches after it: a caller entering batch *k* in
+        the ledger overlaps the reading, hashing and syncing of the next ones.
+        A batch that fails raises in its turn; batches after it may already
+        be stored (storing them again is a no-op). Closing the iterator early
+        waits for the batches being stored and starts no more.
+        """
+        source = iter(batches)
+        pending: deque[Future[list[BlobRef]]] = deque()
+        with ThreadPoolExecutor(max(ahead, 1), thread_name_prefix="blob-batch") as pool:
+            try:
+                for batch in itertools.islice(source, max(ahead, 1)):
+                    pending.append(pool.submit(self.put_files, batch))
+                while pending:
+                    refs = pending.popleft().result()
+                    for batch in itertools.islice(source, 1):
+                        pending.append(pool.submit(self.put_files, batch))
+                    yield refs
+            finally:
+                for future in pending:
+                    future.cancel()
 
     @abstractmethod
     def open(self, sha256: str) -> BinaryIO:

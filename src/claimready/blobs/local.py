@@ -236,15 +236,13 @@ class LocalBlobStore(BlobStore):
         fcntl.flock(writer.fd, fcntl.LOCK_EX)
         installed = False
         try:
-            refs = []
             known = functools.partial(self._is_stored, loose=loose, prefixes=prefixes)
-            for path in paths:
-                try:
-                    digest, size = writer.add_path(os.fspath(path), known)
-                except OSError as exc:
-                    reason = exc.strerror or str(exc)
-                    raise InputError(f"cannot read: {reason}", file=Path(path)) from exc
-                refs.append(BlobRef(sha256=digest, size=size))
+            try:
+                added = writer.add_paths([os.fspath(path) for path in paths], known)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise InputError(f"cannot read: {reason}", file=Path(exc.filename)) from exc
+            refs = [BlobRef(sha256=digest, size=size) for digest, size in added]
             installed = self._install_pack(writer, loose)
         finally:
             writer.close(remove=not installed)

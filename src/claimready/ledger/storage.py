@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from claimready.errors import StorageError
+from claimready.threads import SharedPool
 
 __all__ = ["FileStorage", "Storage", "atomic_write", "atomic_write_many"]
 
@@ -72,16 +72,7 @@ class _Syncer:
 
     def __init__(self, *, threads: int = _SYNC_THREADS) -> None:
         self.threads = threads
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None or self._pid != os.getpid():
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="ledger-sync")
-                self._pid = os.getpid()
-            return self._pool
+        self._pool = SharedPool(threads, "ledger-sync")
 
     def map(
         self,
@@ -96,7 +87,7 @@ class _Syncer:
         """
         if len(items) < 2 or self.threads < 2:
             return self._one_by_one(work, items, undo=undo)
-        executor = self._executor()
+        executor = self._pool.executor()
         futures: list[Future[_Result]] = [executor.submit(work, item) for item in items]
         failures = [error for error in (f.exception() for f in futures) if error is not None]
         if not failures:

@@ -206,6 +206,34 @@ def test_ingest_files_stores_blobs_in_one_pack_and_enters_each_file_in_the_ledge
             assert record["blob"]["sha256"] == result.sha256
 
 
+def test_ingest_files_enters_a_group_with_one_append_and_one_checkpoint(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
+) -> None:
+    make_tenant("acme")
+    paths = _exports(tmp_path, 5)
+    earlier = ingest_file(app=app, tenant_slug="acme", path=paths[0])
+    checkpoints = app.settings.ledger_dir / "acme" / "checkpoints"
+    before = {p.name for p in checkpoints.iterdir()}
+    items = [IngestItem(p, source_kind="defender") for p in [*paths, paths[2]]]
+    results = ingest_files(app=app, tenant_slug="acme", items=items)
+    assert [r.duplicate for r in results] == [True, False, False, False, False, True]
+    assert results[0].ledger_index == earlier.ledger_index
+    assert results[5].ledger_index == results[2].ledger_index
+    new = sorted(r.ledger_index for r in results[1:5] if r.ledger_index is not None)
+    assert new == [1, 2, 3, 4]  # one entry per new file, none for the repeats
+    assert {p.name for p in checkpoints.iterdir()} - before == {"5"}  # one checkpoint
+    with transaction(app.sessions) as session:
+        stored = {e.ledger_index: e.stored_at for e in session.scalars(select(Evidence))}
+    assert len({stored[i] for i in new}) == 1
+    with app.open_ledger("acme") as ledger:
+        assert ledger.size == 5
+        for result, path in zip(results[1:5], paths[1:], strict=True):
+            assert result.ledger_index is not None
+            record = decode_record(ledger.entry(result.ledger_index))
+            assert record["blob"] == {"sha256": result.sha256, "size": path.stat().st_size}
+            assert record["source"] == {"kind": "defender", "name": "defender"}
+
+
 def test_ingest_files_stops_at_a_bad_file_keeping_the_files_before_it(
     app: App, make_tenant: Callable[..., Tenant], tmp_path: Path
 ) -> None:

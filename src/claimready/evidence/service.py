@@ -129,8 +129,11 @@ def ingest_file(
         tenants.get_by_slug_or_raise(session=session, slug=tenant_slug)
     item = IngestItem(path, source_kind, source_name, observed_at, collector)
     prepared = _prepare(item, size=size)
+    blob = app.blobs.put_file(path)
     result = _commit(
-        app=app, tenant_slug=tenant_slug, prepared=prepared, blob=app.blobs.put_file(path)
+        app=app,
+        request=_request(tenant_slug=tenant_slug, prepared=prepared, blob=blob),
+        prepared=prepared,
     )
     _compact_crowded_days(app=app, tenant_slug=tenant_slug)
     return result
@@ -148,12 +151,14 @@ def ingest_files(
     Files are normalized ahead in groups (up to :data:`INGEST_GROUP_FILES`,
     fewer once the facts they keep in memory add up); a group's
     blobs are stored with one ``put_files`` call (one pack and two fsyncs on
-    a local store), then each file is recorded in its own transaction, its
-    ledger entry covered by a signed checkpoint before the next. A file that
-    fails stops the call: every file before it is ingested, it and the files
-    after it are not (though their blobs may be stored, which a retry
-    reuses), and its error is raised. ``on_result`` is called with each
-    result as it is recorded.
+    a local store), the group's new files are entered in the ledger with one
+    append and covered by one signed checkpoint, then each file is recorded
+    in its own transaction. A file that fails stops the call: every file
+    before it is ingested, it and the files after it are not (though their
+    blobs may be stored, which a retry reuses, and the ledger keeps the
+    custody entries of the group's files, naming blobs no evidence cites),
+    and its error is raised. ``on_result`` is called with each result as it
+    is recorded.
     """
     with transaction(app.sessions) as session:
         tenants.get_by_slug_or_raise(session=session, slug=tenant_slug)
@@ -216,19 +221,25 @@ def _ingest_group(
         return []
     paths = [prepared.item.path for prepared in group]
     blobs = app.blobs.put_files(paths) if len(paths) > 1 else [app.blobs.put_file(paths[0])]
+    requests = [
+        _request(tenant_slug=slug, prepared=prepared, blob=blob)
+        for prepared, blob in zip(group, blobs, strict=True)
+    ]
+    entered = _enter_group(app=app, slug=slug, group=group, requests=requests)
     results: list[IngestResult] = []
-    for prepared, blob in zip(group, blobs, strict=True):
-        results.append(_commit(app=app, tenant_slug=slug, prepared=prepared, blob=blob))
+    for position, (prepared, request) in enumerate(zip(group, requests, strict=True)):
+        results.append(
+            _commit(app=app, request=request, prepared=prepared, entered=entered.get(position))
+        )
         if on is not None:
             on(results[-1])
     _compact_crowded_days(app=app, tenant_slug=slug)
     return results
 
 
-def _commit(*, app: App, tenant_slug: str, prepared: _Prepared, blob: BlobRef) -> IngestResult:
-    """One transaction: the ledger entry, the evidence, its assets and fact files."""
+def _request(*, tenant_slug: str, prepared: _Prepared, blob: BlobRef) -> _Request:
     item = prepared.item
-    request = _Request(
+    return _Request(
         tenant_slug=tenant_slug,
         path=item.path,
         connector=prepared.connector,
@@ -240,6 +251,16 @@ def _commit(*, app: App, tenant_slug: str, prepared: _Prepared, blob: BlobRef) -
         sha256=blob.sha256,
         size=blob.size,
     )
+
+
+def _commit(
+    *, app: App, request: _Request, prepared: _Prepared, entered: _Entered | None = None
+) -> IngestResult:
+    """One transaction: the evidence, its assets and fact files, and its ledger entry.
+
+    ``entered`` is the ledger entry already appended for the file (see
+    :func:`_enter_group`); without it the entry is appended here.
+    """
     written: list[str] = []
     try:
         with transaction(app.sessions) as session:
@@ -249,10 +270,15 @@ def _commit(*, app: App, tenant_slug: str, prepared: _Prepared, blob: BlobRef) -
                 request=request,
                 normalization=prepared.normalization,
                 written=written,
+                entered=entered,
             )
     except BaseException:
         fact_store.remove_files(facts_dir=app.settings.facts_dir, files=written)
         raise
+
+
+#: A file's ledger entry: its index and when a checkpoint first covered it.
+_Entered = tuple[int, datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +302,7 @@ def _record(
     request: _Request,
     normalization: Normalization,
     written: list[str],
+    entered: _Entered | None = None,
 ) -> IngestResult:
     tenant = tenants.get_by_slug_or_raise(session=session, slug=request.tenant_slug)
     existing = session.scalars(
@@ -312,7 +339,10 @@ def _record(
     )
     session.add(evidence)
     session.flush()
-    _enter_in_ledger(app=app, request=request, evidence=evidence, source_name=source.name)
+    if entered is None:
+        records = [_custody_record(request, summary)]
+        (entered,) = _enter_in_ledger(app=app, tenant_slug=request.tenant_slug, records=records)
+    evidence.ledger_index, evidence.stored_at = entered
     assets = _store_facts(
         session=session,
         app=app,
@@ -406,33 +436,73 @@ def _compact_crowded_days(*, app: App, tenant_slug: str) -> None:
     )
 
 
-def _enter_in_ledger(*, app: App, request: _Request, evidence: Evidence, source_name: str) -> None:
-    """Append the custody record and wait for a signed checkpoint that covers it.
+def _enter_group(
+    *, app: App, slug: str, group: Sequence[_Prepared], requests: Sequence[_Request]
+) -> dict[int, _Entered]:
+    """Enter the group's files not stored yet in the ledger: one append, one checkpoint.
 
-    The stored time is when that checkpoint was published. Should the database
-    transaction then fail, the entry stays in the ledger (it is append-only):
-    it records a collection whose evidence blob exists but which nothing cites.
+    Returns the entry of each such file by its position in the group (the
+    first of files with the same content). A file found stored, here or
+    by its transaction, gets no entry.
     """
+    with transaction(app.sessions) as session:
+        tenant = tenants.get_by_slug_or_raise(session=session, slug=slug)
+        digests = {request.sha256 for request in requests}
+        stored = set(
+            session.scalars(
+                select(Evidence.sha256).where(
+                    Evidence.tenant_id == tenant.id, Evidence.sha256.in_(digests)
+                )
+            )
+        )
+    first: dict[str, int] = {}
+    for position, request in enumerate(requests):
+        if request.sha256 not in stored:
+            first.setdefault(request.sha256, position)
+    positions = sorted(first.values())
+    if not positions:
+        return {}
+    records = [_custody_record(requests[p], group[p].normalization.summary) for p in positions]
+    entries = _enter_in_ledger(app=app, tenant_slug=slug, records=records)
+    return dict(zip(positions, entries, strict=True))
+
+
+def _custody_record(request: _Request, summary: Summary) -> bytes:
+    """The ``evidence.collected`` entry of a file, as its evidence row will describe it."""
+    _origin, described = _observed(
+        summary, given=request.observed_at, collected_at=request.collected_at
+    )
     record = evidence_collected(
         actor=request.collector,
         tenant=request.tenant_slug,
-        blob_sha256=evidence.sha256,
-        size=evidence.size,
-        media_type=evidence.media_type,
+        blob_sha256=request.sha256,
+        size=request.size,
+        media_type=summary.media_type,
         source_kind=request.connector.kind,
-        source_name=source_name,
+        source_name=request.source_name or request.connector.kind,
         tool=request.connector.title,
         tool_version=f"claimready connector {request.connector.kind} {request.connector.version}",
         collector=request.collector,
-        observed_from=evidence.observed_from or evidence.observed_to,
-        observed_to=evidence.observed_to,
-        collected_at=evidence.collected_at,
+        observed_from=summary.observed_from or described,
+        observed_to=described,
+        collected_at=request.collected_at,
     )
-    with app.open_ledger(request.tenant_slug) as ledger:
-        index = ledger.append(encode_record(record))
-        ledger.wait_for(index)
-    evidence.ledger_index = index
-    evidence.stored_at = utcnow()
+    return encode_record(record)
+
+
+def _enter_in_ledger(*, app: App, tenant_slug: str, records: Sequence[bytes]) -> list[_Entered]:
+    """Append the custody records (one sync) and wait for a signed checkpoint covering them.
+
+    Each gets its index and the stored time, when that checkpoint was
+    published. Should a database transaction then fail, its entry stays in
+    the ledger (it is append-only): it records a collection whose evidence
+    blob exists but which nothing cites; storing the file again enters it again.
+    """
+    with app.open_ledger(tenant_slug) as ledger:
+        indexes = ledger.append_many(records)
+        ledger.wait_for(indexes[-1])
+    stored_at = utcnow()
+    return [(index, stored_at) for index in indexes]
 
 
 def _observed(

@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
@@ -202,14 +203,20 @@ def test_put_files_removes_a_crashed_writers_temporary_pack(tmp_path: Path) -> N
     packs.mkdir(parents=True)
     crashed = packs / ".tmp-crashed.pack"  # nobody holds its lock: its writer is gone
     crashed.write_bytes(b"CRPACK1\npartial")
+    an_hour_ago = time.time() - 3600
+    os.utime(crashed, (an_hour_ago, an_hour_ago))
     live = packs / ".tmp-live.pack"
     live.write_bytes(b"CRPACK1\n")
+    os.utime(live, (an_hour_ago, an_hour_ago))
+    fresh = packs / ".tmp-fresh.pack"  # just created: its writer may not hold its lock yet
+    fresh.write_bytes(b"CRPACK1\n")
     with live.open("rb") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
         store.put_files(sources(tmp_path / "src", 2))
         assert not crashed.exists()
         assert live.exists()  # a writer still at work keeps its file
+        assert fresh.exists()
 
 
 def test_put_files_installs_nothing_when_a_source_is_unreadable(tmp_path: Path) -> None:

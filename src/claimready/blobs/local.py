@@ -105,6 +105,8 @@ class _Metadata:
 #: How often a writer looks for temporary packs a crashed writer left (a scan of
 #: the pack directory), rather than at every batch.
 _SWEEP_SECONDS = 600.0
+#: Age after which an unlocked temporary pack counts as left by a crash.
+_STALE_AFTER = 60.0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -233,7 +235,6 @@ class LocalBlobStore(BlobStore):
         prefixes = self._loose_prefixes()
         with self._storage_errors("write to", self._root / PACK_DIR):
             writer = PackWriter(self._root / PACK_DIR)
-        fcntl.flock(writer.fd, fcntl.LOCK_EX)
         installed = False
         try:
             known = functools.partial(self._is_stored, loose=loose, prefixes=prefixes)
@@ -304,7 +305,13 @@ class LocalBlobStore(BlobStore):
         return True
 
     def _remove_stale_temporaries(self, own: Path) -> None:
-        """Remove temporary packs left by a crash (their writer no longer holds their lock)."""
+        """Remove temporary packs left by a crash (their writer no longer holds their lock).
+
+        A file younger than :data:`_STALE_AFTER` seconds is kept even
+        unlocked: its writer may have created it and not yet taken the lock
+        (another thread or process storing a batch at the same moment).
+        """
+        young = time.time() - _STALE_AFTER
         for path in own.parent.iterdir():
             if not path.name.startswith(TEMP_PREFIX) or path == own:
                 continue
@@ -313,6 +320,8 @@ class LocalBlobStore(BlobStore):
             except FileNotFoundError:
                 continue
             try:
+                if os.fstat(fd).st_mtime > young:
+                    continue
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue

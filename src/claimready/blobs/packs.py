@@ -23,6 +23,7 @@ absent from then on, and its bytes go when the pack is rewritten.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import mmap
 import os
@@ -356,6 +357,8 @@ class PackWriter:
         fd, name = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=PACK_SUFFIX)
         self.fd = fd
         self.path = Path(name)
+        # Held until the file is closed: a sweep of crashed writers' leftovers passes it by.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         self.entries: dict[bytes, tuple[int, int]] = {}
         self._reader = NATIVE_READER if native else None
         try:

@@ -140,3 +140,35 @@ def test_assets_of_another_tenant_are_invisible(
         )
         assert asset.id != other.id
         assert service.get(session=session, tenant_id=globex.id, asset_id=asset.id) is None
+
+
+def test_an_index_kept_across_transactions_catches_up_with_other_writers(
+    app: App, make_tenant: Callable[..., Tenant]
+) -> None:
+    """An ingest keeps one index for a group of files; assets committed meanwhile still match."""
+    tenant = make_tenant()
+    rmm = _observe("r", source_identifier("rmm", "17"), *host_identifiers("ws-7.corp.example"))
+    with transaction(app.sessions) as session:
+        service.reconcile(
+            session=session,
+            tenant_id=tenant.id,
+            observation=_observe("o", source_identifier("rmm", "1")),
+        )
+    with transaction(app.sessions) as session:
+        index = service.IdentityIndex.load(session=session, tenant_id=tenant.id)
+        provisional = index.reconcile(rmm)
+        mine = index.flush(session)[provisional]
+    with transaction(app.sessions) as session:  # another writer, between two of our files
+        theirs = service.reconcile(
+            session=session,
+            tenant_id=tenant.id,
+            observation=_observe("e", source_identifier("defender", "x"), Identifier(SERIAL, "9Z")),
+        )
+    with transaction(app.sessions) as session:
+        index.catch_up(session)
+        again = _observe("r2", source_identifier("rmm", "17"))
+        other = _observe("e2", source_identifier("rmm", "18"), Identifier(SERIAL, "9Z"))
+        assert index.reconcile(again) == mine  # our own asset, read back unchanged
+        assert index.reconcile(other) == theirs.id  # theirs, caught up
+        index.flush(session)
+        assert len(service.get_all(session=session, tenant_id=tenant.id)) == 3

@@ -13,9 +13,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from claimready.app import App
 from claimready.assets.models import Asset
+from claimready.assets.service import IdentityIndex
 from claimready.blobs.local import LocalBlobStore
 from claimready.db.engine import transaction
 from claimready.demo.generate import FleetFaults, defender_machines
@@ -232,6 +234,49 @@ def test_ingest_files_enters_a_group_with_one_append_and_one_checkpoint(
             record = decode_record(ledger.entry(result.ledger_index))
             assert record["blob"] == {"sha256": result.sha256, "size": path.stat().st_size}
             assert record["source"] == {"kind": "defender", "name": "defender"}
+
+
+def test_ingest_files_reads_the_identity_index_once_per_group(
+    app: App, make_tenant: Callable[..., Tenant], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_tenant("acme")
+    make_tenant("globex")
+    paths = _exports(tmp_path, 4)
+    later = defender_machines(  # the machines of the first export, a day later
+        count=5,
+        now=datetime(2026, 3, 3, 12, tzinfo=UTC),
+        seed=0,
+        faults=FleetFaults(),
+        domain="a.example",
+    )
+    paths.append(tmp_path / "export-later.json")
+    paths[-1].write_text(json.dumps(later))
+    loads: list[int] = []
+    real_load = IdentityIndex.load
+
+    def load(*, session: Session, tenant_id: int) -> IdentityIndex:
+        loads.append(tenant_id)
+        return real_load(session=session, tenant_id=tenant_id)
+
+    monkeypatch.setattr(IdentityIndex, "load", load)
+    grouped = ingest_files(
+        app=app, tenant_slug="acme", items=[IngestItem(p, source_kind="defender") for p in paths]
+    )
+    assert len(loads) == 1
+    one_by_one = [ingest_file(app=app, tenant_slug="globex", path=p) for p in paths]
+    assert len(loads) == 1 + len(paths)
+    assert [r.asset_count for r in grouped] == [r.asset_count for r in one_by_one]
+    assert _assets_by_tenant(app) == {"acme": 20, "globex": 20}  # the last file adds none
+
+
+def _assets_by_tenant(app: App) -> dict[str, int]:
+    with transaction(app.sessions) as session:
+        rows = session.execute(
+            select(Tenant.slug, func.count(Asset.id))
+            .join(Asset, Asset.tenant_id == Tenant.id)
+            .group_by(Tenant.slug)
+        ).all()
+    return {row[0]: row[1] for row in rows}
 
 
 def test_ingest_files_stops_at_a_bad_file_keeping_the_files_before_it(

@@ -60,31 +60,49 @@ class IdentityIndex:
         self._new_idents: list[tuple[int, Identifier]] = []
         self._renamed: set[int] = set()
         self._provisional = itertools.count(-1, -1)
+        #: The highest asset and identifier row ids read so far.
+        self._asset_mark = 0
+        self._ident_mark = 0
 
     @classmethod
     def load(cls, *, session: Session, tenant_id: int) -> IdentityIndex:
         """Read every asset and identifier of the tenant."""
         index = cls(tenant_id)
+        index.catch_up(session)
+        return index
+
+    def catch_up(self, session: Session) -> None:
+        """Read the assets and identifiers stored since this index last read (all, at first).
+
+        An index kept across transactions (an ingest's group of files) calls
+        this at the start of each, so what other writers committed meanwhile
+        is matched too. Rows this index wrote itself are read back unchanged.
+        Not seen until the next full load: names changed by others, and rows
+        committed after rows with higher ids (PostgreSQL numbers rows at
+        insert, not at commit), which at worst leaves a second asset for the
+        same machine, as two concurrent loads always could.
+        """
         connection = session.connection()  # Core rows: no ORM overhead for large tenants
         assets = cast(Table, Asset.__table__)
         for asset_id, kind, name in connection.execute(
             select(assets.c.id, assets.c.kind, assets.c.display_name).where(
-                assets.c.tenant_id == tenant_id
+                assets.c.tenant_id == self.tenant_id, assets.c.id > self._asset_mark
             )
         ):
-            index._names[asset_id] = name
-            index._kinds[asset_id] = kind
+            self._names[asset_id] = name
+            self._kinds[asset_id] = kind
+            self._asset_mark = max(self._asset_mark, asset_id)
         identifiers = cast(Table, AssetIdentifier.__table__)
-        owners, idents = index._owners, index._idents
-        for asset_id, kind, value in connection.execute(
-            select(identifiers.c.asset_id, identifiers.c.kind, identifiers.c.value).where(
-                identifiers.c.tenant_id == tenant_id
-            )
+        owners, idents = self._owners, self._idents
+        for row_id, asset_id, kind, value in connection.execute(
+            select(
+                identifiers.c.id, identifiers.c.asset_id, identifiers.c.kind, identifiers.c.value
+            ).where(identifiers.c.tenant_id == self.tenant_id, identifiers.c.id > self._ident_mark)
         ):
             ident = Identifier(kind, value)
             owners[ident].add(asset_id)
             idents[asset_id].add(ident)
-        return index
+            self._ident_mark = max(self._ident_mark, row_id)
 
     def match(self, observation: AssetObservation) -> int | None:
         """The asset this observation describes, by the documented rule, or None."""

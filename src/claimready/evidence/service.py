@@ -226,10 +226,17 @@ def _ingest_group(
         for prepared, blob in zip(group, blobs, strict=True)
     ]
     entered = _enter_group(app=app, slug=slug, group=group, requests=requests)
+    indexes = _Indexes()
     results: list[IngestResult] = []
     for position, (prepared, request) in enumerate(zip(group, requests, strict=True)):
         results.append(
-            _commit(app=app, request=request, prepared=prepared, entered=entered.get(position))
+            _commit(
+                app=app,
+                request=request,
+                prepared=prepared,
+                entered=entered.get(position),
+                indexes=indexes,
+            )
         )
         if on is not None:
             on(results[-1])
@@ -254,12 +261,18 @@ def _request(*, tenant_slug: str, prepared: _Prepared, blob: BlobRef) -> _Reques
 
 
 def _commit(
-    *, app: App, request: _Request, prepared: _Prepared, entered: _Entered | None = None
+    *,
+    app: App,
+    request: _Request,
+    prepared: _Prepared,
+    entered: _Entered | None = None,
+    indexes: _Indexes | None = None,
 ) -> IngestResult:
     """One transaction: the evidence, its assets and fact files, and its ledger entry.
 
     ``entered`` is the ledger entry already appended for the file (see
-    :func:`_enter_group`); without it the entry is appended here.
+    :func:`_enter_group`); without it the entry is appended here. ``indexes``
+    keeps the tenant's identity index from one file of a group to the next.
     """
     written: list[str] = []
     try:
@@ -271,10 +284,32 @@ def _commit(
                 normalization=prepared.normalization,
                 written=written,
                 entered=entered,
+                indexes=indexes or _Indexes(),
             )
     except BaseException:
         fact_store.remove_files(facts_dir=app.settings.facts_dir, files=written)
+        if indexes is not None:
+            indexes.forget()  # it may hold what the failed transaction wrote
         raise
+
+
+class _Indexes:
+    """The tenant's identity index, loaded once and caught up in each later transaction."""
+
+    def __init__(self) -> None:
+        self._index: IdentityIndex | None = None
+
+    def get(self, *, session: Session, tenant_id: int) -> IdentityIndex:
+        """The index, read in full the first time and caught up after that."""
+        if self._index is None or self._index.tenant_id != tenant_id:
+            self._index = IdentityIndex.load(session=session, tenant_id=tenant_id)
+        else:
+            self._index.catch_up(session)
+        return self._index
+
+    def forget(self) -> None:
+        """Read the index in full next time."""
+        self._index = None
 
 
 #: A file's ledger entry: its index and when a checkpoint first covered it.
@@ -302,7 +337,8 @@ def _record(
     request: _Request,
     normalization: Normalization,
     written: list[str],
-    entered: _Entered | None = None,
+    entered: _Entered | None,
+    indexes: _Indexes,
 ) -> IngestResult:
     tenant = tenants.get_by_slug_or_raise(session=session, slug=request.tenant_slug)
     existing = session.scalars(
@@ -346,7 +382,7 @@ def _record(
     assets = _store_facts(
         session=session,
         app=app,
-        tenant_id=tenant.id,
+        index=indexes.get(session=session, tenant_id=tenant.id),
         evidence=evidence,
         normalization=normalization,
         written=written,
@@ -367,7 +403,7 @@ def _store_facts(
     *,
     session: Session,
     app: App,
-    tenant_id: int,
+    index: IdentityIndex,
     evidence: Evidence,
     normalization: Normalization,
     written: list[str],
@@ -377,7 +413,7 @@ def _store_facts(
     The files written are added to ``written`` so the caller can remove them
     should the transaction not commit.
     """
-    index = IdentityIndex.load(session=session, tenant_id=tenant_id)
+    tenant_id = index.tenant_id
     writer = FactWriter(
         facts_dir=app.settings.facts_dir,
         tenant_id=tenant_id,

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claimready.blobs import packout, packs
+from claimready.blobs.local import LocalBlobStore
 from claimready.blobs.packout import BUFFER_SIZE
 from claimready.blobs.packs import PackMeta, PackWriter, read_pack_index
 from claimready.errors import StorageError
@@ -200,3 +201,25 @@ def test_a_failed_background_write_names_the_pack(
     finally:
         writer.close(remove=True)
     assert list((tmp_path / "packs").iterdir()) == []
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_failure_not_of_the_source_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """Running out of memory for a buffer is not blamed on the file being read."""
+    if native:
+        native_or_skip()
+    else:
+        monkeypatch.setattr(packs, "NATIVE_READER", None)
+    source = tmp_path / "big.json"
+    source.write_bytes(os.urandom(2 * BUFFER_SIZE))
+
+    def no_memory(_self: packout.PackOutput) -> None:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(packout.PackOutput, "flush", no_memory)
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    with pytest.raises(StorageError, match="Cannot allocate memory"):
+        store.put_files([source, source])
+    assert list(store.iter_hashes()) == []

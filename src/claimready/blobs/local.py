@@ -242,6 +242,8 @@ class LocalBlobStore(BlobStore):
                 added = writer.add_paths([os.fspath(path) for path in paths], known)
             except OSError as exc:
                 reason = exc.strerror or str(exc)
+                if exc.filename is None:  # not a source's fault (memory, say)
+                    raise StorageError(f"blob store {self._root}: {reason}") from exc
                 raise InputError(f"cannot read: {reason}", file=Path(exc.filename)) from exc
             refs = [BlobRef(sha256=digest, size=size) for digest, size in added]
             installed = self._install_pack(writer, loose)

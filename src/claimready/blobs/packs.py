@@ -328,6 +328,15 @@ def _native_reader() -> ReadFiles | None:
 NATIVE_READER = _native_reader()
 
 
+def _read_into(fd: int, space: memoryview, path: str) -> int:
+    """``readv`` into ``space``; a failure names ``path`` (a failure to write does not)."""
+    try:
+        return os.readv(fd, [space])
+    except OSError as exc:
+        exc.filename = path
+        raise
+
+
 class ReadsInto(Protocol):
     """A binary source that can fill a buffer (raw and buffered files alike)."""
 
@@ -398,14 +407,10 @@ class PackWriter:
             exc.filename = path
             raise
         try:
-            while count := os.readv(fd, [space := out.space()]):
+            while count := _read_into(fd, space := out.space(), path):
                 hasher.update(space[:count])
                 out.fill += count
                 size += count
-        except OSError as exc:
-            out.rewind(start)
-            exc.filename = path
-            raise
         except BaseException:
             out.rewind(start)
             raise

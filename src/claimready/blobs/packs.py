@@ -311,8 +311,8 @@ class PackSet:
 ReadFiles = Callable[
     [tuple[bytes, ...], int, mmap.mmap, int], tuple[int, int, list[tuple[bytes, int]], int]
 ]
-#: Why it stopped: every path read, the buffer is full, read the next path another way.
-_DONE, _FULL, _SLOW = 0, 1, 2
+#: Why it stopped: every path read, the buffer is full (2: read the next path another way).
+_DONE, _FULL = 0, 1
 
 
 def _native_reader() -> ReadFiles | None:
@@ -401,11 +401,7 @@ class PackWriter:
         """
         out, hasher, size = self._out, hashlib.sha256(), 0
         start = out.end
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            exc.filename = path
-            raise
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # its OSError names the path
         try:
             while count := _read_into(fd, space := out.space(), path):
                 hasher.update(space[:count])

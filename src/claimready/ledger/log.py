@@ -33,6 +33,7 @@ from claimready.errors import (
 from claimready.ledger import merkle
 from claimready.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from claimready.ledger.keys import KeyRing
+from claimready.ledger.merkle import HASH_SIZE
 from claimready.ledger.proof import format_receipt
 from claimready.ledger.sequencer import FileLock, SequenceFile
 from claimready.ledger.storage import FileStorage, Storage
@@ -63,22 +64,23 @@ def checkpoint_path(size: int) -> str:
 
 
 class _TreeState:
-    """The right edge of the tree: compact range, partial tiles, partial bundle."""
+    """The right edge of the tree: the partial tile of every level and the partial bundle.
 
-    def __init__(self) -> None:
+    ``tiles[L]`` holds the hashes of the level-``L`` tile still being filled;
+    together they are the tree's compact range, from which :meth:`root` is
+    computed (at most 255 hashes a level).
+    """
+
+    def __init__(self, cache: TileCache) -> None:
         self.size = 0
-        self.frontier: list[bytes] = []
         self.tiles: list[bytearray] = [bytearray()]
         self.bundle: list[bytes] = []
+        self._cache = cache
 
     @classmethod
     def load(cls, size: int, cache: TileCache) -> _TreeState:
-        state = cls()
+        state = cls(cache)
         state.size = size
-        reader = TileHashReader(cache, size)
-        for level in reversed(range(size.bit_length())):
-            if size >> level & 1:
-                state.frontier.append(reader.subtree(level, (size >> level) - 1))
         level, count = 0, size
         while count:
             width = count % TILE_WIDTH
@@ -97,10 +99,24 @@ class _TreeState:
         return state
 
     def root(self) -> bytes:
-        if not self.frontier:
+        """RFC 9162 root: the compact range's subtrees, highest first, folded from the right."""
+        parts: list[bytes] = []
+        for level in reversed(range(len(self.tiles))):
+            width = len(self.tiles[level]) // HASH_SIZE
+            if not width:
+                continue
+            index = (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH
+            levels = self._cache.levels(level, index, width)
+            start = 0
+            for height in reversed(range(width.bit_length())):
+                if width >> height & 1:
+                    offset = (start >> height) * HASH_SIZE
+                    parts.append(levels[height][offset : offset + HASH_SIZE])
+                    start += 1 << height
+        if not parts:
             return merkle.EMPTY_ROOT
-        acc = self.frontier[-1]
-        for node in reversed(self.frontier[:-1]):
+        acc = parts[-1]
+        for node in reversed(parts[:-1]):
             acc = merkle.node_hash(node, acc)
         return acc
 
@@ -138,7 +154,7 @@ class Ledger:
         self._seq_lock = FileLock(directory / "sequence.lock")
         self._integrate_lock = FileLock(directory / "integrate.lock")
         self._cache = TileCache(storage)
-        self._state = _TreeState()
+        self._state = _TreeState(self._cache)
         self._checkpoint: Checkpoint | None = None
         self._checkpoint_note = b""
         self._published = threading.Condition()
@@ -247,8 +263,7 @@ class Ledger:
             self._sync_published()
             while self._state.size < self.sequenced:
                 batch = _Batch()
-                for entry in self._seq.read_from(self._state.size, limit=_READ_LIMIT):
-                    self._add_entry(entry, batch)
+                self._add_entries(self._seq.read_from(self._state.size, limit=_READ_LIMIT), batch)
                 self._publish(batch)
             self._maybe_restart_sequence()
             return self.latest()[0]
@@ -265,7 +280,7 @@ class Ledger:
             raise ConflictError(
                 f"published checkpoint size {checkpoint.size} is behind {self._state.size}"
             )
-        if checkpoint.size != self._state.size or not self._state.frontier:
+        if checkpoint.size != self._state.size:
             self._state = _TreeState.load(checkpoint.size, self._cache)
         if self._state.root() != checkpoint.root:
             raise ConflictError(f"stored tiles do not match checkpoint {checkpoint.size}")
@@ -277,41 +292,45 @@ class Ledger:
             self._checkpoint_note = note
             self._published.notify_all()
 
-    def _add_entry(self, entry: bytes, batch: _Batch) -> None:
+    def _add_entries(self, entries: list[bytes], batch: _Batch) -> None:
+        """Bundle ``entries`` and push their leaf hashes into the tiles."""
         state = self._state
-        leaf = merkle.leaf_hash(entry)
-        state.bundle.append(entry)
+        first = state.size
+        position = 0
+        while position < len(entries):
+            room = TILE_WIDTH - len(state.bundle)
+            state.bundle += entries[position : position + room]
+            position += room
+            if len(state.bundle) == TILE_WIDTH:
+                index = (first + position) // TILE_WIDTH - 1
+                batch.writes.append((entries_path(index), encode_bundle(state.bundle)))
+                state.bundle = []
         batch.bundle_touched = True
-        if len(state.bundle) == TILE_WIDTH:
-            index = state.size // TILE_WIDTH
-            batch.writes.append((entries_path(index), encode_bundle(state.bundle)))
-            state.bundle = []
-        self._push_hash(0, leaf, batch)
-        # Fold the compact range; every node completed at a multiple of the
-        # tile height is a hash of the tile level above.
-        n, level, node = state.size, 0, leaf
-        while n & 1:
-            node = merkle.node_hash(state.frontier.pop(), node)
-            level += 1
-            n >>= 1
-            if level % TILE_HEIGHT == 0:
-                self._push_hash(level // TILE_HEIGHT, node, batch)
-        state.frontier.append(node)
-        state.size += 1
+        self._push_hashes(0, merkle.leaf_hashes(entries), batch)
+        state.size += len(entries)
 
-    def _push_hash(self, tile_level: int, node: bytes, batch: _Batch) -> None:
+    def _push_hashes(self, tile_level: int, hashes: bytes, batch: _Batch) -> None:
+        """Append hashes to the tile of ``tile_level``; a tile filled is written and its
+        root pushed to the level above (every node at a multiple of the tile height)."""
         tiles = self._state.tiles
         if tile_level == len(tiles):
             tiles.append(bytearray())
-        tiles[tile_level] += node
         batch.touched.add(tile_level)
-        if len(tiles[tile_level]) == TILE_BYTES:
-            count = (self._state.size + 1) >> (TILE_HEIGHT * tile_level)
-            index = count // TILE_WIDTH - 1
-            data = bytes(tiles[tile_level])
-            batch.writes.append((tile_path(tile_level, index), data))
-            self._cache.put(tile_level, index, data)
-            tiles[tile_level] = bytearray()
+        index = (self._state.size >> (TILE_HEIGHT * tile_level)) // TILE_WIDTH
+        tile, roots, position = tiles[tile_level], [], 0
+        while position < len(hashes):
+            room = TILE_BYTES - len(tile)
+            tile += hashes[position : position + room]
+            position += room
+            if len(tile) == TILE_BYTES:
+                data = bytes(tile)
+                batch.writes.append((tile_path(tile_level, index), data))
+                roots.append(self._cache.put(tile_level, index, data)[-1])
+                tile = bytearray()
+                index += 1
+        tiles[tile_level] = tile
+        if roots:
+            self._push_hashes(tile_level + 1, b"".join(roots), batch)
 
     def _publish(self, batch: _Batch) -> None:
         state = self._state

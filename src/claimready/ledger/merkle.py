@@ -27,6 +27,7 @@ __all__ = [
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "range_hash",
     "root_hash",
@@ -50,6 +51,12 @@ EMPTY_ROOT = _sha256(b"").digest()
 def leaf_hash(entry: bytes) -> bytes:
     """MTH({d(0)}) = SHA-256(0x00 || d(0))."""
     return _sha256(_LEAF + entry).digest()
+
+
+def leaf_hashes(entries: Sequence[bytes]) -> bytes:
+    """The leaf hashes of ``entries``, concatenated (32 bytes each)."""
+    sha256, prefix = _sha256, _LEAF
+    return b"".join([sha256(prefix + entry).digest() for entry in entries])
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claimready.errors import VerificationError
+from claimready.errors import StorageError, VerificationError
 from claimready.ledger import merkle
 from claimready.ledger.keys import KeyRing
 from claimready.ledger.log import Ledger
@@ -227,3 +227,61 @@ def test_any_batching_gives_the_reference_root(batches: list[int]) -> None:
             reference.extend([merkle.leaf_hash(e) for e in entries])
             size += count
             assert ledger.integrate().root == reference.root()
+
+
+class _FailingOnce(FileStorage):
+    """Fails the first ``write_many`` after :attr:`armed` is set, having written half of it."""
+
+    armed = False
+
+    def write_many(
+        self, objects: Sequence[tuple[str, bytes]], *, then: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        if self.armed:
+            self.armed = False
+            super().write_many(objects[: len(objects) // 2])
+            raise StorageError("disk full")
+        super().write_many(objects, then=then)
+
+
+def test_a_failed_publish_is_integrated_again_in_full(tmp_path: Path) -> None:
+    """The right edge is read back after a failure: no tile the failed batch held is skipped."""
+    storage = _FailingOnce(tmp_path / "log")
+    ring = KeyRing(tmp_path / "keys", name=ORIGIN)
+    with Ledger.open(
+        directory=tmp_path / "log", origin=ORIGIN, keyring=ring, storage=storage
+    ) as ledger:
+        ledger.append_many([_tiny(i) for i in range(100)])
+        ledger.integrate()
+        ledger.append_many([_tiny(i) for i in range(100, 700)])
+        storage.armed = True
+        with pytest.raises(StorageError, match="disk full"):
+            ledger.integrate()
+        assert ledger.size == 100
+        ledger.append_many([_tiny(700)])
+        assert ledger.integrate().size == 701
+    verify(tmp_path)
+
+
+def test_entries_another_handle_appended_between_ours_are_integrated(tmp_path: Path) -> None:
+    """A handle integrates its own appends from memory, and the others' from the file."""
+    first, second = open_ledger(tmp_path), open_ledger(tmp_path)
+    reference, expected = merkle.LevelStore(), []
+
+    def append(ledger: Ledger, entries: list[bytes]) -> None:
+        ledger.append_many(entries)
+        reference.extend([merkle.leaf_hash(e) for e in entries])
+        expected.extend(entries)
+
+    for number in range(4):
+        ours, theirs = [_tiny(1000 * number + i) for i in range(300)], [_tiny(100_000 + number)]
+        if number == 2:
+            append(second, theirs)  # before ours, then after
+        append(first, ours)
+        if number % 2:
+            append(second, theirs)
+        assert first.integrate().root == reference.root()
+    assert [first.entry(i) for i in range(len(expected))] == expected
+    first.close()
+    second.close()
+    verify(tmp_path)

@@ -56,6 +56,9 @@ __all__ = ["CHECKPOINT_PATH", "Ledger", "checkpoint_path"]
 CHECKPOINT_PATH = "checkpoint"
 _ROTATE_BYTES = 64 << 20
 _READ_LIMIT = 65536
+#: Entries this process appended and has not integrated yet, kept to integrate
+#: without reading them back; more are read back from the sequencing file.
+_KEEP_LIMIT = 65536
 
 
 def checkpoint_path(size: int) -> str:
@@ -155,6 +158,10 @@ class Ledger:
         self._integrate_lock = FileLock(directory / "integrate.lock")
         self._cache = TileCache(storage)
         self._state = _TreeState(self._cache)
+        #: This process's latest appends, not yet integrated: indexes
+        #: ``[_kept_from, _kept_from + len(_kept))``. Guarded by the sequence lock.
+        self._kept: list[bytes] = []
+        self._kept_from = 0
         self._checkpoint: Checkpoint | None = None
         self._checkpoint_note = b""
         self._published = threading.Condition()
@@ -244,9 +251,25 @@ class Ledger:
         with self._seq_lock:
             first = self._seq.append(entries)
             pending = self._seq.base + self._seq.count - self._state.size
+            self._keep(first, entries)
         if pending >= self.batch_size:
             self._wake.set()
         return list(range(first, first + len(entries)))
+
+    def _keep(self, first: int, entries: Sequence[bytes]) -> None:
+        """Remember appended entries for integration; start afresh after a gap."""
+        if first != self._kept_from + len(self._kept) or len(self._kept) >= _KEEP_LIMIT:
+            self._kept, self._kept_from = [], first
+        self._kept += entries
+
+    def _take_kept(self, start: int) -> list[bytes]:
+        """The kept entries from ``start`` on, if this process appended entry ``start``."""
+        end = self._kept_from + len(self._kept)
+        if not self._kept_from <= start < end:
+            return []
+        taken = self._kept[start - self._kept_from :]
+        self._kept, self._kept_from = [], end
+        return taken
 
     @property
     def sequenced(self) -> int:
@@ -258,15 +281,27 @@ class Ledger:
     def integrate(self) -> Checkpoint:
         """Integrate every sequenced entry and publish a checkpoint covering it."""
         with self._integrate_lock:
+            self._sync_published()
             with self._seq_lock:
                 self._seq.refresh(truncate=True)
-            self._sync_published()
-            while self._state.size < self.sequenced:
-                batch = _Batch()
-                self._add_entries(self._seq.read_from(self._state.size, limit=_READ_LIMIT), batch)
-                self._publish(batch)
+                kept = self._take_kept(self._state.size)
+            try:
+                if kept:
+                    self._integrate_batch(kept)
+                while self._state.size < self.sequenced:
+                    self._integrate_batch(self._seq.read_from(self._state.size, limit=_READ_LIMIT))
+            except BaseException:
+                # The right edge ran ahead of what was published: read it back
+                # from the latest checkpoint before integrating again.
+                self._state, self._checkpoint_note = _TreeState(self._cache), b""
+                raise
             self._maybe_restart_sequence()
             return self.latest()[0]
+
+    def _integrate_batch(self, entries: list[bytes]) -> None:
+        batch = _Batch()
+        self._add_entries(entries, batch)
+        self._publish(batch)
 
     def _sync_published(self) -> None:
         """Reload the right edge if another process published a newer checkpoint."""

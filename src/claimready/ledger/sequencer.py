@@ -174,6 +174,7 @@ class SequenceFile:
         self._chain = 0
         self._allocated = HEADER_SIZE
         self._cursor = (-1, HEADER_SIZE, 0)
+        self._appended = (-1, HEADER_SIZE, 0)
 
     def open(self) -> None:
         """Open (creating or upgrading if needed), then clear any torn tail. Call under the lock."""
@@ -210,6 +211,7 @@ class SequenceFile:
         self.base, self._seed, self._chain = base, seed, seed
         self.end, self.count = HEADER_SIZE, 0
         self._cursor = (-1, HEADER_SIZE, 0)
+        self._appended = (-1, HEADER_SIZE, 0)
 
     def _upgrade_v1(self) -> None:
         """Rewrite a version 1 file (entries up to any torn tail) as version 2."""
@@ -312,6 +314,8 @@ class SequenceFile:
             self._undo(stop)
             raise StorageError(f"{self.path}: cannot append: {exc}") from exc
         self._allocated = max(self._allocated, self.end + len(payload))
+        # Where this append starts, as a place :meth:`read_from` can start reading.
+        self._appended = (first, self.end, self._chain)
         self.end, self._chain = stop, chain
         self.count += len(entries)
         return first
@@ -336,9 +340,9 @@ class SequenceFile:
         """Up to ``limit`` entries starting at ``index`` (already sequenced ones only)."""
         if index < self.base:
             raise StorageError(f"{self.path}: index {index} precedes the file's base {self.base}")
-        at_index, offset, chain = self._cursor
-        if not self.base <= at_index <= index:
-            at_index, offset, chain = self.base, HEADER_SIZE, self._seed
+        # Start from the last read or the last append, whichever is nearer before ``index``.
+        starts = [mark for mark in (self._cursor, self._appended) if self.base <= mark[0] <= index]
+        at_index, offset, chain = max(starts, default=(self.base, HEADER_SIZE, self._seed))
         data = os.pread(self._fd, self.end - offset, offset)
         out: list[bytes] = []
         consumed = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from claimready import fileops
 from claimready.blobs import local
 from claimready.blobs.local import LocalBlobStore
 from claimready.errors import InputError, StorageError
@@ -167,27 +169,43 @@ def sources(directory: Path, count: int) -> list[Path]:
     return paths
 
 
+@pytest.mark.parametrize("native", [True, False])
 def test_put_files_fsyncs_the_pack_and_its_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
-    """Two fsyncs per batch whatever its size, and no syncfs of the whole filesystem."""
+    """Two syncs per batch whatever its size, in one run of calls; no syncfs of the filesystem."""
+    if native and fileops.NATIVE is None:
+        pytest.skip("claimready._fileops is not built here")
     fsynced: list[int] = []
-    real_fsync = os.fsync
+    runs: list[list[tuple[int, str]]] = []
+    real_fsync, real_attempt = os.fsync, fileops.attempt
 
     def counting_fsync(fd: int) -> None:
         fsynced.append(fd)
         real_fsync(fd)
+
+    def recording_attempt(
+        ops: list[fileops.Op], *, native: bool = True
+    ) -> tuple[int, OSError | None]:
+        runs.append([(op.args[0], op.name) for op in ops])
+        return real_attempt(ops, native=native)
 
     def no_syncfs(root: Path) -> bool:
         raise AssertionError("put_files must not sync the whole filesystem")
 
     monkeypatch.setattr(local, "_syncfs", no_syncfs)
     monkeypatch.setattr(os, "fsync", counting_fsync)
+    monkeypatch.setattr(fileops, "attempt", functools.partial(recording_attempt, native=native))
     store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
     refs = store.put_files(sources(tmp_path / "src", 40))
-    assert len(fsynced) == 2 and len(set(refs)) == 40
+    assert len(set(refs)) == 40
     (pack,) = (tmp_path / "blobs" / "packs").iterdir()
     assert stat.S_IMODE(pack.stat().st_mode) == 0o444
+    ((*writes, truncate, chmod, sync, rename, sync_dir),) = runs  # the pack's last run of calls
+    assert {code for code, _name in writes} == {4}
+    assert [code for code, _name in (truncate, chmod, sync, rename, sync_dir)] == [6, 7, 0, 2, 3]
+    assert rename[1] == str(pack) and sync_dir[1] == str(pack.parent)
+    assert len(fsynced) == (0 if native else 2)
 
 
 def test_put_files_leaves_no_temporary_files(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claimready import fileops
 from claimready.blobs import packout, packs
 from claimready.blobs.local import LocalBlobStore
 from claimready.blobs.packout import BUFFER_SIZE
@@ -47,7 +48,7 @@ def write_pack(
     writer = PackWriter(directory, native=native)
     try:
         found = writer.add_paths(paths, known)
-        writer.finish(META)
+        writer.install(META)
         return found, writer.path.read_bytes()
     finally:
         writer.close(remove=True)
@@ -152,12 +153,15 @@ def test_a_duplicate_spanning_written_blocks_is_taken_back(tmp_path: Path) -> No
         assert sorted(blobs_of(tmp_path, data).values(), key=len) == [b"after", b"x" * 1000, body]
 
 
+@pytest.mark.parametrize("size", [300_000, 3_000], ids=["in-the-background", "at-the-end"])
 def test_direct_writes_refused_fall_back_to_ordinary_ones(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
+    """Refused in a background write of a full buffer, or in the pack's last run of calls."""
+    monkeypatch.setattr(fileops, "NATIVE", None)  # the calls go through os.pwrite, refused below
     paths = []
     for number in range(8):
-        (tmp_path / f"{number}.bin").write_bytes(os.urandom(300_000))
+        (tmp_path / f"{number}.bin").write_bytes(os.urandom(size))
         paths.append(str(tmp_path / f"{number}.bin"))
     expected = write_pack(tmp_path / "plain", paths, native=False, known=lambda _d: False)
     direct: set[int] = set()
@@ -197,7 +201,7 @@ def test_a_failed_background_write_names_the_pack(
     try:
         with pytest.raises(StorageError, match=r"cannot write .*\.pack: No space left on device"):
             writer.add_path(str(source), lambda _d: False)
-            writer.finish(META)
+            writer.install(META)
     finally:
         writer.close(remove=True)
     assert list((tmp_path / "packs").iterdir()) == []

@@ -2,38 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import pytest
 
+from claimready import fileops
 from claimready.errors import StorageError
-from claimready.ledger import storage as storage_module
 from claimready.ledger.storage import FileStorage
 
 
 def _record_renames_and_syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
-    """Log every file sync, rename into place and directory sync, in order."""
+    """Log every file written and synced, rename into place and directory sync, in order."""
     events: list[tuple[str, Path]] = []
-    rename, fsync_dir, fsync = storage_module._rename, storage_module._fsync_dir, os.fsync
+    real_run = fileops.run
+    kinds = {
+        fileops.write_file("x", b"", 0).args[0]: "data",
+        fileops.rename("x", "y").args[0]: "rename",
+        fileops.fsync_dir("x").args[0]: "sync",
+    }
 
-    def recording_fsync(fd: int) -> None:
-        fsync(fd)
-        if not stat.S_ISDIR(os.fstat(fd).st_mode):
-            events.append(("data", Path()))
+    def recording_run(ops: list[fileops.Op], *, native: bool = True) -> None:
+        real_run(ops, native=native)
+        for op in ops:
+            kind = kinds[op.args[0]]
+            events.append((kind, Path() if kind == "data" else Path(op.name)))
 
-    def recording_rename(tmp: Path, target: Path) -> None:
-        rename(tmp, target)
-        events.append(("rename", target))
-
-    def recording_fsync_dir(directory: Path) -> None:
-        fsync_dir(directory)
-        events.append(("sync", directory))
-
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    monkeypatch.setattr(storage_module, "_rename", recording_rename)
-    monkeypatch.setattr(storage_module, "_fsync_dir", recording_fsync_dir)
+    monkeypatch.setattr(fileops, "run", recording_run)
     return events
 
 

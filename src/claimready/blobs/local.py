@@ -297,11 +297,7 @@ class LocalBlobStore(BlobStore):
             meta = PackMeta(
                 stored_at=utcnow(), retain_until=default_retain_until(self._default_days)
             )
-            name, tail = writer.finish(meta)
-            os.fsync(writer.fd)
-            writer.path.replace(directory / name)
-            writer.path = directory / name
-            _fsync_dir(directory)
+            tail = writer.install(meta)
             index = tail[: len(writer.entries) * ENTRY_SIZE]
             self._packs.adopt(PackIndex(path=writer.path, index=index, meta=meta))
         return True
@@ -643,9 +639,7 @@ class LocalBlobStore(BlobStore):
                         f"stored content hashes to {found}; pack {pack.name} left as it is",
                         subject=f"blob {digest.hex()}",
                     )
-            name, _tail = writer.finish(pack.meta)
-            os.fsync(writer.fd)
-            writer.path.replace(pack.path.parent / name)
+            writer.install(pack.meta)
             installed = True
         finally:
             os.close(source)

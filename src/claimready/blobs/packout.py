@@ -26,9 +26,11 @@ import mmap
 import os
 import threading
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
+from claimready import fileops
 from claimready.errors import StorageError
 from claimready.threads import SharedPool
 
@@ -194,20 +196,41 @@ class PackOutput:
             done += count
         self.flushed, self.fill = base, kept
 
-    def drain(self, tail: bytes = b"") -> int:
+    def drain(self, tail: bytes = b"", then: Sequence[fileops.Op] = ()) -> int:
         """Write out everything put in, then ``tail``; return the file's length.
 
-        Every write after this one is an ordinary one.
+        The buffer's writes and the calls of ``then`` (a sync and a rename,
+        say) are made in one run (:mod:`claimready.fileops`) once the
+        background writes are done. Every write after this one is an
+        ordinary one.
         """
-        self.flush()
         self.wait()
-        _pwrite_all(self.fd, memoryview(self.buffer)[: self.fill], self.flushed)
-        self.flushed += self.fill
+        while True:
+            writes = self._final_writes(tail)
+            done, error = fileops.attempt([*writes, *then])
+            if error is None:
+                break
+            if done == 0 and len(writes) == 3 and error.errno == errno.EINVAL:
+                self._use_direct = False  # the filesystem refused the direct write
+                continue
+            raise error
+        self.flushed += self.fill + len(tail)
         self.fill = 0
-        _pwrite_all(self.fd, memoryview(tail), self.flushed)
-        self.flushed += len(tail)
         self._close_direct()
         return self.flushed
+
+    def _final_writes(self, tail: bytes) -> list[fileops.Op]:
+        """The whole blocks (direct, where accepted), the rest of the buffer, the tail."""
+        name, view = str(self.path), memoryview(self.buffer)
+        whole = self.fill - self.fill % _ALIGN if self._use_direct else 0
+        writes = []
+        if whole and self._direct is not None:
+            writes.append(fileops.pwrite(self._direct, view[:whole], self.flushed, name))
+        else:
+            whole = 0
+        writes.append(fileops.pwrite(self.fd, view[whole : self.fill], self.flushed + whole, name))
+        writes.append(fileops.pwrite(self.fd, tail, self.flushed + self.fill, name))
+        return writes
 
     def _close_direct(self) -> None:
         self._use_direct = False

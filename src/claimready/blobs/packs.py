@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from claimready import fileops
 from claimready.blobs.packout import BUFFER_SIZE, PackOutput
 from claimready.canonical import canonical_json, loads
 from claimready.errors import VerificationError
@@ -494,15 +495,29 @@ class PackWriter:
             out.fill += count
             done += count
 
-    def finish(self, meta: PackMeta) -> tuple[str, bytes]:
-        """Write the index, metadata and footer, make the file read-only.
+    def install(self, meta: PackMeta) -> bytes:
+        """Write the index, metadata and footer; make the pack read-only and durable
+        under its final name (:func:`pack_name`) in the same directory.
 
-        Returns the pack's name and its tail (see :func:`encode_tail`).
+        The last writes, the sync, the rename and the directory's sync are one
+        run of calls (:mod:`claimready.fileops`). Returns the tail (see :func:`encode_tail`);
+        :attr:`path` is the final path afterwards.
         """
         tail = encode_tail(self.entries, meta, self.end)
-        os.ftruncate(self.fd, self._out.drain(tail))
-        os.fchmod(self.fd, 0o444)
-        return pack_name(tail), tail
+        temp, final = str(self.path), str(self.path.with_name(pack_name(tail)))
+        length = self.end + len(tail)
+        self._out.drain(
+            tail,
+            then=[
+                fileops.ftruncate(self.fd, length, temp),
+                fileops.fchmod(self.fd, 0o444, temp),
+                fileops.fsync(self.fd, temp),
+                fileops.rename(temp, final),
+                fileops.fsync_dir(str(self.path.parent)),
+            ],
+        )
+        self.path = Path(final)
+        return tail
 
     def close(self, *, remove: bool) -> None:
         """Close the file, removing it unless it was installed."""

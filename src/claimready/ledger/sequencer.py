@@ -49,6 +49,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from claimready import fileops
 from claimready.errors import InputError, StorageError
 from claimready.ledger.storage import atomic_write
 
@@ -307,9 +308,10 @@ class SequenceFile:
         if stop > self._allocated:
             # Grow: the records and fresh zeros after them, in one write and one sync.
             payload += _ZEROS
-        try:
-            self._write(payload, self.end)
-            os.fdatasync(self._fd)
+        name = str(self.path)
+        try:  # the write and the sync in one run (see claimready.fileops)
+            write = fileops.pwrite(self._fd, payload, self.end, name)
+            fileops.run([write, fileops.fdatasync(self._fd, name)])
         except OSError as exc:
             self._undo(stop)
             raise StorageError(f"{self.path}: cannot append: {exc}") from exc

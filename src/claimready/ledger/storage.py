@@ -7,12 +7,13 @@ Writes are atomic: a reader sees the old object or the new one, never a mix.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from claimready import fileops
 from claimready.errors import StorageError
 from claimready.threads import SharedPool
 
@@ -116,15 +117,12 @@ class _Syncer:
         return results
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dirs(directories: Sequence[Path]) -> None:
+    """fsync each directory, in one run of calls."""
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fileops.run([fileops.fsync_dir(str(directory)) for directory in directories])
     except OSError as exc:
-        raise StorageError(f"{directory}: cannot sync the directory: {exc}") from exc
+        raise StorageError(f"{exc.filename}: cannot sync the directory: {exc.strerror}") from exc
 
 
 def _make_dirs(directory: Path) -> list[Path]:
@@ -143,24 +141,20 @@ def _make_dirs(directory: Path) -> list[Path]:
 
 
 def _write_synced(target: Path, data: bytes, mode: int) -> Path:
-    """Write ``data`` to a new temporary file beside ``target`` and fsync it; return its path."""
-    try:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise StorageError(f"{target}: cannot write: {exc}") from exc
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except OSError as exc:
-        os.close(fd)
-        Path(name).unlink(missing_ok=True)
-        raise StorageError(f"{target}: cannot write: {exc}") from exc
-    os.close(fd)
-    return Path(name)
+    """Write ``data`` to a new temporary file beside ``target`` and fsync it; return its path.
+
+    Create, write, sync and close are one run of calls (:mod:`claimready.fileops`);
+    a failed run leaves no file.
+    """
+    while True:
+        temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fileops.run([fileops.write_file(str(temp), data, mode)])
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise StorageError(f"{target}: cannot write: {exc.strerror}") from exc
+        return temp
 
 
 def _directories_to_sync(target: Path) -> list[Path]:
@@ -168,11 +162,17 @@ def _directories_to_sync(target: Path) -> list[Path]:
     return [target.parent, *(created.parent for created in _make_dirs(target.parent))]
 
 
-def _rename(tmp: Path, target: Path) -> None:
+def _rename_all(pairs: Sequence[tuple[Path, Path]]) -> int:
+    """Rename each ``(temporary, target)`` in one run of calls; return how many were renamed.
+
+    Raises :class:`StorageError` naming the target that could not be renamed
+    (the ones before it are renamed, the ones after it are not).
+    """
     try:
-        tmp.replace(target)
+        fileops.run([fileops.rename(str(tmp), str(target)) for tmp, target in pairs])
     except OSError as exc:
-        raise StorageError(f"{target}: cannot write: {exc}") from exc
+        raise StorageError(f"{exc.filename}: cannot write: {exc.strerror}") from exc
+    return len(pairs)
 
 
 def atomic_write_many(
@@ -206,18 +206,32 @@ def atomic_write_many(
         every,
         undo=lambda tmp: tmp.unlink(missing_ok=True),
     )
+    pairs = [(tmp, target) for tmp, (target, _data) in zip(staged, every, strict=True)]
     renamed = 0
     try:
-        for (target, _data), tmp in zip(objects, staged, strict=False):
-            _rename(tmp, target)
-            renamed += 1
-        run(_fsync_dir, list(dict.fromkeys(d for found in directories[:renamed] for d in found)))
+        try:
+            renamed = _rename_all(pairs[: len(objects)])
+        except StorageError:
+            renamed = sum(1 for tmp, _target in pairs[: len(objects)] if not tmp.exists())
+            raise
+        synced = list(dict.fromkeys(d for found in directories[:renamed] for d in found))
+        run(lambda directory: _fsync_dirs([directory]), synced)
         for position in range(renamed, len(every)):
-            _rename(staged[position], every[position][0])
+            tmp, target = pairs[position]
+            try:
+                fileops.run(
+                    [
+                        fileops.rename(str(tmp), str(target)),
+                        *(fileops.fsync_dir(str(d)) for d in directories[position]),
+                    ]
+                )
+            except OSError as exc:
+                if not tmp.exists():
+                    renamed += 1
+                raise StorageError(f"{exc.filename}: cannot write: {exc.strerror}") from exc
             renamed += 1
-            run(_fsync_dir, directories[position])
     finally:
-        for tmp in staged[renamed:]:
+        for tmp, _target in pairs[renamed:]:
             tmp.unlink(missing_ok=True)
 
 

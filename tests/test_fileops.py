@@ -112,9 +112,30 @@ def test_bad_ops_are_refused_before_any_call(tmp_path: Path) -> None:
         (99, 1),
     ]
     with pytest.raises(ValueError, match="wrong code or arity"):
-        fileops.NATIVE(bad)
+        fileops.NATIVE.run(bad)
     assert not first.exists()
     with pytest.raises(ValueError, match="null byte"):
-        fileops.NATIVE([(fileops.fsync_dir("x").args[0], b"a\0b")])
+        fileops.NATIVE.run([(fileops.fsync_dir("x").args[0], b"a\0b")])
     with pytest.raises(TypeError):
-        fileops.NATIVE([(fileops.fsync_dir("x").args[0], "text, not bytes")])
+        fileops.NATIVE.run([(fileops.fsync_dir("x").args[0], "text, not bytes")])
+
+
+@pytest.mark.parametrize("native", RUNNERS)
+def test_groups_run_at_once_and_fail_on_their_own(tmp_path: Path, native: bool) -> None:
+    _runner(native)
+    groups = [
+        [fileops.write_file(str(tmp_path / f"f{i}"), bytes([i]) * 100, 0o600)] for i in range(20)
+    ]
+    groups.insert(3, [fileops.fsync_dir(str(tmp_path / "missing"))])
+    groups.insert(7, [fileops.write_file(str(tmp_path / "no" / "f"), b"x", 0o600)])
+    results = fileops.attempt_parallel(groups, threads=4, native=native)
+    failed = {position for position, (_done, error) in enumerate(results) if error is not None}
+    assert failed == {3, 7}
+    assert [
+        (done, type(error), error and error.filename) for done, error in (results[3], results[7])
+    ] == [
+        (0, FileNotFoundError, str(tmp_path / "missing")),
+        (0, FileNotFoundError, str(tmp_path / "no" / "f")),
+    ]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(20))
+    assert all((tmp_path / f"f{i}").read_bytes() == bytes([i]) * 100 for i in range(20))

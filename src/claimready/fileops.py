@@ -15,12 +15,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
+
+from claimready.threads import SharedPool
 
 __all__ = [
     "NATIVE",
     "Op",
     "attempt",
+    "attempt_parallel",
     "fchmod",
     "fdatasync",
     "fsync",
@@ -35,17 +39,19 @@ __all__ = [
 _FSYNC, _FDATASYNC, _RENAME, _FSYNC_DIR, _PWRITE, _WRITE_FILE, _FTRUNCATE, _FCHMOD = range(8)
 
 
-def _native() -> Callable[[Sequence[tuple[Any, ...]]], tuple[int, int]] | None:
+def _native() -> ModuleType | None:
     """The compiled runner, where it was built (it needs a C compiler)."""
     try:
-        from claimready._fileops import run as native_run
+        from claimready import _fileops
     except ImportError:
         return None
-    return native_run
+    return _fileops
 
 
-#: ``claimready._fileops.run``, or None where it was not built.
+#: ``claimready._fileops``, or None where it was not built.
 NATIVE = _native()
+#: Threads of the Python stand-in for :func:`run_parallel` (the compiled one starts its own).
+_POOL = SharedPool(8, "fileops")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +163,35 @@ def _run_python(calls: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
     return len(calls), 0
 
 
-def attempt(ops: Sequence[Op], *, native: bool = True) -> tuple[int, OSError | None]:
-    """Make ``ops`` in order until one fails: how many were made, and its error naming its file."""
-    runner = NATIVE if native and NATIVE is not None else _run_python
-    done, errno = runner([op.args for op in ops])
+def _outcome(ops: Sequence[Op], done: int, errno: int) -> tuple[int, OSError | None]:
     if errno:
         return done, OSError(errno, os.strerror(errno), ops[done].name)
     return done, None
+
+
+def attempt(ops: Sequence[Op], *, native: bool = True) -> tuple[int, OSError | None]:
+    """Make ``ops`` in order until one fails: how many were made, and its error naming its file."""
+    calls = [op.args for op in ops]
+    done, errno = NATIVE.run(calls) if native and NATIVE else _run_python(calls)
+    return _outcome(ops, done, errno)
+
+
+def attempt_parallel(
+    groups: Sequence[Sequence[Op]], *, threads: int = 8, native: bool = True
+) -> list[tuple[int, OSError | None]]:
+    """:func:`attempt` on each group, the groups at once on up to ``threads`` threads.
+
+    A journaling filesystem commits syncs that are pending together in one
+    commit, so syncing many small files at once costs about one commit.
+    """
+    calls = [[op.args for op in group] for group in groups]
+    if native and NATIVE:
+        results = NATIVE.run_parallel(calls, threads)
+    elif len(calls) < 2 or threads < 2:
+        results = [_run_python(group) for group in calls]
+    else:
+        results = list(_POOL.executor().map(_run_python, calls))
+    return [_outcome(group, *result) for group, result in zip(groups, results, strict=True)]
 
 
 def run(ops: Sequence[Op], *, native: bool = True) -> None:

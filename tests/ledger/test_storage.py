@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,20 +17,33 @@ from claimready.ledger.storage import FileStorage
 def _record_renames_and_syncs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
     """Log every file written and synced, rename into place and directory sync, in order."""
     events: list[tuple[str, Path]] = []
-    real_run = fileops.run
+    real_attempt, real_parallel = fileops.attempt, fileops.attempt_parallel
     kinds = {
         fileops.write_file("x", b"", 0).args[0]: "data",
         fileops.rename("x", "y").args[0]: "rename",
         fileops.fsync_dir("x").args[0]: "sync",
     }
 
-    def recording_run(ops: list[fileops.Op], *, native: bool = True) -> None:
-        real_run(ops, native=native)
-        for op in ops:
+    def record(ops: Sequence[fileops.Op], done: int) -> None:
+        for op in ops[:done]:
             kind = kinds[op.args[0]]
             events.append((kind, Path() if kind == "data" else Path(op.name)))
 
-    monkeypatch.setattr(fileops, "run", recording_run)
+    def recording_attempt(ops: Sequence[fileops.Op]) -> tuple[int, OSError | None]:
+        done, error = real_attempt(ops)
+        record(ops, done)
+        return done, error
+
+    def recording_parallel(
+        groups: Sequence[Sequence[fileops.Op]], *, threads: int
+    ) -> list[tuple[int, OSError | None]]:
+        results = real_parallel(groups, threads=threads)
+        for group, (done, _error) in zip(groups, results, strict=True):
+            record(group, done)
+        return results
+
+    monkeypatch.setattr(fileops, "attempt", recording_attempt)
+    monkeypatch.setattr(fileops, "attempt_parallel", recording_parallel)
     return events
 
 
@@ -79,3 +95,21 @@ def test_a_failed_write_publishes_no_then_object(
         store.write_many([("tile/0/001", b"a"), ("tile/1/000", b"b")], then=[("checkpoint", b"cp")])
     assert store.read("checkpoint") is None
     assert not list(tmp_path.rglob(".*"))
+
+
+def test_a_write_that_fails_leaves_no_temporary_file_and_names_its_object(tmp_path: Path) -> None:
+    """One object past the file size limit: none is written, no temporary file is left."""
+    store = FileStorage(tmp_path)
+    objects = [(f"tile/0/00{i}", b"a" * 10) for i in range(6)]
+    objects.insert(2, ("tile/0/big", b"b" * 10_000))
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, limits[1]))
+    try:
+        with pytest.raises(StorageError, match=r"tile/0/big: cannot write: File too large"):
+            store.write_many(objects, then=[("checkpoint", b"cp")])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert [path.name for path in (tmp_path / "tile" / "0").iterdir()] == []
+    assert store.read("checkpoint") is None

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from claimready import fileops
 from claimready.errors import StorageError
-from claimready.threads import SharedPool
 
 __all__ = ["FileStorage", "Storage", "atomic_write", "atomic_write_many"]
-
-_Item = TypeVar("_Item")
-_Result = TypeVar("_Result")
 
 #: Objects written and synced at once by :func:`atomic_write_many`.
 _SYNC_THREADS = 8
@@ -59,72 +54,6 @@ class Storage(Protocol):
         ...
 
 
-class _Syncer:
-    """Runs a group of writes and fsyncs at once, from a small thread pool.
-
-    A journaling filesystem commits fsyncs that are pending together in one
-    journal commit; issued one after another, each waits for a commit of its
-    own. On the development machine (ext4) ten fsyncs of files and
-    directories took about 1 ms at once against 30 ms one by one.
-
-    The pool is made on first use and again in a forked child, whose copy
-    has no threads. With ``threads=1`` everything runs in the calling thread.
-    """
-
-    def __init__(self, *, threads: int = _SYNC_THREADS) -> None:
-        self.threads = threads
-        self._pool = SharedPool(threads, "ledger-sync")
-
-    def map(
-        self,
-        work: Callable[[_Item], _Result],
-        items: Sequence[_Item],
-        *,
-        undo: Callable[[_Result], None] | None = None,
-    ) -> list[_Result]:
-        """``work`` on every item at once; all finish before the first failure is raised.
-
-        On a failure, ``undo`` is called on the result of every item that succeeded.
-        """
-        if len(items) < 2 or self.threads < 2:
-            return self._one_by_one(work, items, undo=undo)
-        executor = self._pool.executor()
-        futures: list[Future[_Result]] = [executor.submit(work, item) for item in items]
-        failures = [error for error in (f.exception() for f in futures) if error is not None]
-        if not failures:
-            return [f.result() for f in futures]
-        for future in futures:
-            if undo is not None and future.exception() is None:
-                undo(future.result())
-        raise failures[0]
-
-    @staticmethod
-    def _one_by_one(
-        work: Callable[[_Item], _Result],
-        items: Sequence[_Item],
-        *,
-        undo: Callable[[_Result], None] | None,
-    ) -> list[_Result]:
-        results: list[_Result] = []
-        try:
-            for item in items:
-                results.append(work(item))
-        except BaseException:
-            for result in results:
-                if undo is not None:
-                    undo(result)
-            raise
-        return results
-
-
-def _fsync_dirs(directories: Sequence[Path]) -> None:
-    """fsync each directory, in one run of calls."""
-    try:
-        fileops.run([fileops.fsync_dir(str(directory)) for directory in directories])
-    except OSError as exc:
-        raise StorageError(f"{exc.filename}: cannot sync the directory: {exc.strerror}") from exc
-
-
 def _make_dirs(directory: Path) -> list[Path]:
     """Create ``directory`` and any missing parent; return the ones created, outermost first."""
     missing: list[Path] = []
@@ -140,39 +69,76 @@ def _make_dirs(directory: Path) -> list[Path]:
     return missing
 
 
-def _write_synced(target: Path, data: bytes, mode: int) -> Path:
-    """Write ``data`` to a new temporary file beside ``target`` and fsync it; return its path.
-
-    Create, write, sync and close are one run of calls (:mod:`claimready.fileops`);
-    a failed run leaves no file.
-    """
-    while True:
-        temp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fileops.run([fileops.write_file(str(temp), data, mode)])
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise StorageError(f"{target}: cannot write: {exc.strerror}") from exc
-        return temp
-
-
 def _directories_to_sync(target: Path) -> list[Path]:
     """Make ``target``'s directory; return it and the parent of every directory created."""
     return [target.parent, *(created.parent for created in _make_dirs(target.parent))]
 
 
-def _rename_all(pairs: Sequence[tuple[Path, Path]]) -> int:
-    """Rename each ``(temporary, target)`` in one run of calls; return how many were renamed.
+def _temporary(target: Path) -> Path:
+    """A new temporary name beside ``target`` (``.<name>.<random>.tmp``)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
 
-    Raises :class:`StorageError` naming the target that could not be renamed
-    (the ones before it are renamed, the ones after it are not).
+
+def _stage(targets: Sequence[Path], datas: Sequence[bytes], mode: int) -> list[Path]:
+    """Write each ``data`` to a new temporary file beside its target and fsync it, all at once.
+
+    Returns the temporary paths; on a failure none is left and the first
+    failure is raised.
     """
-    try:
-        fileops.run([fileops.rename(str(tmp), str(target)) for tmp, target in pairs])
-    except OSError as exc:
-        raise StorageError(f"{exc.filename}: cannot write: {exc.strerror}") from exc
+    temps = [_temporary(target) for target in targets]
+    results = fileops.attempt_parallel(
+        [
+            [fileops.write_file(str(temp), data, mode)]
+            for temp, data in zip(temps, datas, strict=True)
+        ],
+        threads=_SYNC_THREADS,
+    )
+    failures = [
+        (target, error) for target, (_done, error) in zip(targets, results, strict=True) if error
+    ]
+    if failures:
+        for temp, (done, _error) in zip(temps, results, strict=True):
+            if done:
+                temp.unlink(missing_ok=True)
+        target, error = failures[0]
+        raise StorageError(f"{target}: cannot write: {error.strerror}") from error
+    return temps
+
+
+def _sync_directories(directories: Sequence[Path]) -> None:
+    """fsync every directory, all at once."""
+    results = fileops.attempt_parallel(
+        [[fileops.fsync_dir(str(directory))] for directory in directories],
+        threads=_SYNC_THREADS,
+    )
+    for _done, error in results:
+        if error is not None:
+            raise StorageError(f"{error.filename}: cannot sync the directory: {error.strerror}")
+
+
+def _rename_in_turn(pairs: Sequence[tuple[Path, Path]], then_sync: Sequence[Path] = ()) -> int:
+    """Rename each ``(temporary, target)`` in turn, then fsync ``then_sync``, in one run.
+
+    Returns how many were renamed; a failure raises :class:`StorageError`
+    naming its file (the renames before it are made, the ones after it not).
+    """
+    ops = [fileops.rename(str(tmp), str(target)) for tmp, target in pairs]
+    done, error = fileops.attempt([*ops, *(fileops.fsync_dir(str(d)) for d in then_sync)])
+    if error is not None:
+        if done >= len(pairs):
+            message = f"{error.filename}: cannot sync the directory: {error.strerror}"
+        else:
+            message = f"{error.filename}: cannot write: {error.strerror}"
+        raise _Renamed(min(done, len(pairs)), message) from error
     return len(pairs)
+
+
+class _Renamed(StorageError):
+    """A failed :func:`_rename_in_turn`, with how many renames it made."""
+
+    def __init__(self, renamed: int, message: str) -> None:
+        super().__init__(message)
+        self.renamed = renamed
 
 
 def atomic_write_many(
@@ -180,7 +146,6 @@ def atomic_write_many(
     *,
     then: Sequence[tuple[Path, bytes]] = (),
     mode: int = 0o644,
-    syncer: _Syncer | None = None,
 ) -> None:
     """Write every ``(target, data)`` atomically and durably, syncing them together.
 
@@ -193,43 +158,26 @@ def atomic_write_many(
        parent of one created for it) fsync'd.
 
     A name therefore only ever refers to synced bytes, and an object of
-    ``then`` appears only once everything before it is durable. With a
-    ``syncer``, steps 1 and 3 each run at once for all objects. A crash may
-    leave any subset of ``objects`` in place, and temporary files (named
-    ``.*.tmp``).
+    ``then`` appears only once everything before it is durable. Steps 1 and
+    3 each run at once for all objects (:func:`claimready.fileops.attempt_parallel`:
+    a journaling filesystem commits syncs pending together in one commit; on
+    the development machine, ext4, ten syncs of files and directories took
+    about 1 ms at once against 30 ms one by one). A crash may leave any
+    subset of ``objects`` in place, and temporary files (named ``.*.tmp``).
     """
-    run = (syncer or _Syncer(threads=1)).map
     every = [*objects, *then]
     directories = [_directories_to_sync(target) for target, _data in every]
-    staged = run(
-        lambda obj: _write_synced(obj[0], obj[1], mode),
-        every,
-        undo=lambda tmp: tmp.unlink(missing_ok=True),
-    )
-    pairs = [(tmp, target) for tmp, (target, _data) in zip(staged, every, strict=True)]
+    temps = _stage([target for target, _data in every], [data for _target, data in every], mode)
+    pairs = [(tmp, target) for tmp, (target, _data) in zip(temps, every, strict=True)]
     renamed = 0
     try:
-        try:
-            renamed = _rename_all(pairs[: len(objects)])
-        except StorageError:
-            renamed = sum(1 for tmp, _target in pairs[: len(objects)] if not tmp.exists())
-            raise
-        synced = list(dict.fromkeys(d for found in directories[:renamed] for d in found))
-        run(lambda directory: _fsync_dirs([directory]), synced)
+        renamed = _rename_in_turn(pairs[: len(objects)])
+        _sync_directories(list(dict.fromkeys(d for found in directories[:renamed] for d in found)))
         for position in range(renamed, len(every)):
-            tmp, target = pairs[position]
-            try:
-                fileops.run(
-                    [
-                        fileops.rename(str(tmp), str(target)),
-                        *(fileops.fsync_dir(str(d)) for d in directories[position]),
-                    ]
-                )
-            except OSError as exc:
-                if not tmp.exists():
-                    renamed += 1
-                raise StorageError(f"{exc.filename}: cannot write: {exc.strerror}") from exc
-            renamed += 1
+            renamed += _rename_in_turn([pairs[position]], then_sync=directories[position])
+    except _Renamed as failure:
+        renamed += failure.renamed
+        raise
     finally:
         for tmp, _target in pairs[renamed:]:
             tmp.unlink(missing_ok=True)
@@ -246,7 +194,6 @@ class FileStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._prefix = os.fspath(self.root) + os.sep
-        self._syncer = _Syncer()
 
     def _resolve(self, path: str) -> str:
         # String checks, not pathlib: full verification resolves two paths per 256 entries.
@@ -284,7 +231,6 @@ class FileStorage:
         atomic_write_many(
             [(Path(self._resolve(path)), data) for path, data in objects],
             then=[(Path(self._resolve(path)), data) for path, data in then],
-            syncer=self._syncer,
         )
 
     def exists(self, path: str) -> bool:

@@ -162,6 +162,8 @@ class Ledger:
         #: ``[_kept_from, _kept_from + len(_kept))``. Guarded by the sequence lock.
         self._kept: list[bytes] = []
         self._kept_from = 0
+        #: Set when an integration failed: the right edge is read back before the next.
+        self._edge_stale = False
         self._checkpoint: Checkpoint | None = None
         self._checkpoint_note = b""
         self._published = threading.Condition()
@@ -293,7 +295,7 @@ class Ledger:
             except BaseException:
                 # The right edge ran ahead of what was published: read it back
                 # from the latest checkpoint before integrating again.
-                self._state, self._checkpoint_note = _TreeState(self._cache), b""
+                self._state, self._edge_stale = _TreeState(self._cache), True
                 raise
             self._maybe_restart_sequence()
             return self.latest()[0]
@@ -308,7 +310,7 @@ class Ledger:
         note = self.storage.read(CHECKPOINT_PATH)
         if note is None:
             return
-        if note == self._checkpoint_note:
+        if note == self._checkpoint_note and not self._edge_stale:
             return
         checkpoint = open_checkpoint(note, verifiers=self.keyring.verifiers(), origin=self.origin)
         if checkpoint.size < self._state.size:
@@ -317,6 +319,7 @@ class Ledger:
             )
         if checkpoint.size != self._state.size:
             self._state = _TreeState.load(checkpoint.size, self._cache)
+        self._edge_stale = False
         if self._state.root() != checkpoint.root:
             raise ConflictError(f"stored tiles do not match checkpoint {checkpoint.size}")
         self._set_checkpoint(checkpoint, note)

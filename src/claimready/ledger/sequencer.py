@@ -314,7 +314,7 @@ class SequenceFile:
             fileops.run([write, fileops.fdatasync(self._fd, name)])
         except OSError as exc:
             self._undo(stop)
-            raise StorageError(f"{self.path}: cannot append: {exc}") from exc
+            raise StorageError(f"{self.path}: cannot append: {exc.strerror or exc}") from exc
         self._allocated = max(self._allocated, self.end + len(payload))
         # Where this append starts, as a place :meth:`read_from` can start reading.
         self._appended = (first, self.end, self._chain)

@@ -193,10 +193,10 @@ def test_a_failed_background_write_names_the_pack(
     source = tmp_path / "big.bin"
     source.write_bytes(os.urandom(3 * BUFFER_SIZE))
 
-    def full(_fd: int, _data: memoryview, _offset: int) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def full(ops: list[fileops.Op], *, native: bool = True) -> tuple[int, OSError | None]:
+        return 0, OSError(errno.ENOSPC, "No space left on device", ops[0].name)
 
-    monkeypatch.setattr(packout, "_pwrite_all", full)
+    monkeypatch.setattr(fileops, "attempt", full)
     writer = PackWriter(tmp_path / "packs")
     try:
         with pytest.raises(StorageError, match=r"cannot write .*\.pack: No space left on device"):

@@ -15,8 +15,9 @@ freed memory back, that cost is most of a buffered write). A filesystem
 that refuses (``EINVAL``) gets ordinary writes from then on, for this pack.
 The end of the pack, never a whole block, is always an ordinary write.
 
-Nothing here syncs: the caller fsyncs the file, which covers both kinds of
-write.
+Nothing here syncs of its own accord: :meth:`PackOutput.drain` makes the
+caller's calls (the fsync that covers both kinds of write, the rename) in
+the same run as the last writes.
 """
 
 from __future__ import annotations
@@ -85,13 +86,6 @@ def _open_direct(path: Path) -> int | None:
         raise
 
 
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
-    while data:
-        written = os.pwrite(fd, data, offset)
-        offset += written
-        data = data[written:]
-
-
 class PackOutput:
     """Where a :class:`~claimready.blobs.packs.PackWriter` puts a pack's bytes, in order.
 
@@ -153,17 +147,15 @@ class PackOutput:
             self._settle_oldest()
 
     def _write(self, buffer: mmap.mmap, length: int, offset: int) -> None:
-        data = memoryview(buffer)[:length]
+        data, name = memoryview(buffer)[:length], str(self.path)
         if self._use_direct and self._direct is not None:
-            try:
-                _pwrite_all(self._direct, data, offset)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                self._use_direct = False  # the descriptor is closed once no write uses it
-            else:
+            _done, error = fileops.attempt([fileops.pwrite(self._direct, data, offset, name)])
+            if error is None:
                 return
-        _pwrite_all(self.fd, data, offset)
+            if error.errno != errno.EINVAL:
+                raise error
+            self._use_direct = False  # the descriptor is closed once no write uses it
+        fileops.run([fileops.pwrite(self.fd, data, offset, name)])
 
     def _settle_oldest(self) -> None:
         future, buffer = self._writing.popleft()

@@ -323,12 +323,7 @@ class SequenceFile:
         return first
 
     def _write(self, payload: bytes, offset: int) -> None:
-        view = memoryview(payload)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            if written <= 0:
-                raise OSError(f"short write at offset {offset}")
-            view, offset = view[written:], offset + written
+        fileops.run([fileops.pwrite(self._fd, payload, offset, str(self.path))])
 
     def _undo(self, stop: int) -> None:
         """Best effort after a failed append: zero what it may have written."""

@@ -116,29 +116,14 @@ def _sync_directories(directories: Sequence[Path]) -> None:
             raise StorageError(f"{error.filename}: cannot sync the directory: {error.strerror}")
 
 
-def _rename_in_turn(pairs: Sequence[tuple[Path, Path]], then_sync: Sequence[Path] = ()) -> int:
-    """Rename each ``(temporary, target)`` in turn, then fsync ``then_sync``, in one run.
-
-    Returns how many were renamed; a failure raises :class:`StorageError`
-    naming its file (the renames before it are made, the ones after it not).
-    """
-    ops = [fileops.rename(str(tmp), str(target)) for tmp, target in pairs]
-    done, error = fileops.attempt([*ops, *(fileops.fsync_dir(str(d)) for d in then_sync)])
-    if error is not None:
-        if done >= len(pairs):
-            message = f"{error.filename}: cannot sync the directory: {error.strerror}"
-        else:
-            message = f"{error.filename}: cannot write: {error.strerror}"
-        raise _Renamed(min(done, len(pairs)), message) from error
-    return len(pairs)
+def _renames(pairs: Sequence[tuple[Path, Path]]) -> list[fileops.Op]:
+    return [fileops.rename(str(tmp), str(target)) for tmp, target in pairs]
 
 
-class _Renamed(StorageError):
-    """A failed :func:`_rename_in_turn`, with how many renames it made."""
-
-    def __init__(self, renamed: int, message: str) -> None:
-        super().__init__(message)
-        self.renamed = renamed
+def _failed(error: OSError, *, renames: int, done: int) -> StorageError:
+    """The error of a run of ``renames`` renames then directory syncs that stopped at ``done``."""
+    action = "cannot write" if done < renames else "cannot sync the directory"
+    return StorageError(f"{error.filename}: {action}: {error.strerror}")
 
 
 def atomic_write_many(
@@ -171,13 +156,18 @@ def atomic_write_many(
     pairs = [(tmp, target) for tmp, (target, _data) in zip(temps, every, strict=True)]
     renamed = 0
     try:
-        renamed = _rename_in_turn(pairs[: len(objects)])
+        # The renames of one step, and a ``then`` object's directory syncs, are one run
+        # of calls each; ``renamed`` counts the temporary files no longer to remove.
+        renamed, error = fileops.attempt(_renames(pairs[: len(objects)]))
+        if error is not None:
+            raise _failed(error, renames=len(objects), done=renamed) from error
         _sync_directories(list(dict.fromkeys(d for found in directories[:renamed] for d in found)))
-        for position in range(renamed, len(every)):
-            renamed += _rename_in_turn([pairs[position]], then_sync=directories[position])
-    except _Renamed as failure:
-        renamed += failure.renamed
-        raise
+        for position in range(len(objects), len(every)):
+            syncs = [fileops.fsync_dir(str(d)) for d in directories[position]]
+            done, error = fileops.attempt([*_renames(pairs[position : position + 1]), *syncs])
+            renamed += min(done, 1)
+            if error is not None:
+                raise _failed(error, renames=1, done=done) from error
     finally:
         for tmp, _target in pairs[renamed:]:
             tmp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ import resource
 import signal
 import stat
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,49 @@ def test_groups_run_at_once_and_fail_on_their_own(tmp_path: Path, native: bool) 
     ]
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(20))
     assert all((tmp_path / f"f{i}").read_bytes() == bytes([i]) * 100 for i in range(20))
+
+
+@pytest.mark.parametrize("native", RUNNERS)
+def test_callers_on_several_threads_each_get_their_own_results(
+    tmp_path: Path, native: bool
+) -> None:
+    """The workers are shared: calls made at once from many threads never mix up groups."""
+    _runner(native)
+
+    def call(caller: int) -> list[tuple[int, OSError | None]]:
+        folder = tmp_path / f"caller{caller}"
+        folder.mkdir()
+        groups = [
+            [fileops.write_file(str(folder / f"f{i}"), bytes([caller, i]), 0o600)]
+            for i in range(12)
+        ]
+        groups.insert(caller % 12, [fileops.fsync_dir(str(folder / "missing"))])
+        return fileops.attempt_parallel(groups, threads=3, native=native)
+
+    with ThreadPoolExecutor(8) as executor:
+        outcomes = list(executor.map(call, range(40)))
+    for caller, results in enumerate(outcomes):
+        assert [error is None for _done, error in results].count(False) == 1
+        assert results[caller % 12][1] is not None
+        folder = tmp_path / f"caller{caller}"
+        assert sorted((folder / f"f{i}").read_bytes() for i in range(12)) == sorted(
+            bytes([caller, i]) for i in range(12)
+        )
+
+
+def test_a_forked_child_runs_groups_without_the_parents_workers(tmp_path: Path) -> None:
+    """Workers started before a fork do not exist in the child; its calls still complete."""
+    _runner(True)
+    fileops.attempt_parallel([[fileops.fsync_dir(str(tmp_path))]] * 4, threads=4)
+    pid = os.fork()
+    if pid == 0:  # the child: any failure shows as its exit status
+        status = 1
+        try:
+            groups = [[fileops.write_file(str(tmp_path / f"c{i}"), b"x", 0o600)] for i in range(8)]
+            results = fileops.attempt_parallel(groups, threads=4)
+            status = 0 if all(error is None for _done, error in results) else 2
+        finally:
+            os._exit(status)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"c{i}" for i in range(8)]

@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -289,18 +290,139 @@ typedef struct {
     Py_ssize_t next; /* taken with __atomic_fetch_add */
 } group_queue;
 
-static void *
-work_groups(void *argument)
+/* Take groups off ``queue`` and make them until none is left. */
+static void
+work_groups(group_queue *queue)
 {
-    group_queue *queue = argument;
     for (;;) {
         Py_ssize_t index = __atomic_fetch_add(&queue->next, 1, __ATOMIC_RELAXED);
         if (index >= queue->count) {
-            return NULL;
+            return;
         }
         op_group *group = &queue->groups[index];
         group->done = make_all(group->ops, group->count, &group->error);
     }
+}
+
+/*
+ * The worker threads, started on first need and kept for the life of the
+ * process: starting and ending a thread per call costs more than the calls
+ * themselves (a checkpoint syncs five to ten small files at once).
+ *
+ * A call puts its job on ``jobs`` and works on it too; an idle worker joins
+ * the first job listed, taking groups until none is left. The caller takes
+ * its job off the list once it has no group left to take, then waits for
+ * the workers still making one. No worker joins a job off the list, so a
+ * call whose workers never come (none started, or all busy) simply makes
+ * every group itself.
+ */
+typedef struct job {
+    group_queue queue;
+    int active; /* workers making one of its groups; under pool.lock */
+    int listed;
+    struct job *next_job;
+    pthread_cond_t finished;
+} job;
+
+#define MAX_WORKERS 16
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    job *jobs;
+    int started;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0};
+
+static void
+unlist(job *item)
+{
+    if (!item->listed) {
+        return;
+    }
+    job **link = &pool.jobs;
+    while (*link != item) {
+        link = &(*link)->next_job;
+    }
+    *link = item->next_job;
+    item->listed = 0;
+}
+
+static void *
+worker(void *unused)
+{
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the interpreter's main thread's */
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (pool.jobs == NULL) {
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        }
+        job *current = pool.jobs;
+        current->active++;
+        pthread_mutex_unlock(&pool.lock);
+        work_groups(&current->queue);
+        pthread_mutex_lock(&pool.lock);
+        unlist(current); /* nothing left to take */
+        if (--current->active == 0) {
+            pthread_cond_signal(&current->finished);
+        }
+    }
+    return NULL;
+}
+
+/* A forked child has none of the parent's threads: start afresh. */
+static void
+forget_workers(void)
+{
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pool.jobs = NULL;
+    pool.started = 0;
+}
+
+/* Make every group of ``queue`` with the help of up to ``helpers`` workers. */
+static void
+run_groups(group_queue *queue, long helpers)
+{
+    job item = {*queue, 0, 1, NULL, PTHREAD_COND_INITIALIZER};
+    if (helpers > MAX_WORKERS) {
+        helpers = MAX_WORKERS;
+    }
+    pthread_mutex_lock(&pool.lock);
+    job **link = &pool.jobs;
+    while (*link != NULL) {
+        link = &(*link)->next_job;
+    }
+    *link = &item;
+    while (pool.started < helpers) {
+        pthread_t thread;
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attributes, 256 * 1024);
+        int failed = pthread_create(&thread, &attributes, worker, NULL);
+        pthread_attr_destroy(&attributes);
+        if (failed) {
+            break; /* fewer helpers: the caller makes their share */
+        }
+        pool.started++;
+    }
+    if (helpers > 1) {
+        pthread_cond_broadcast(&pool.wake);
+    } else if (helpers == 1) {
+        pthread_cond_signal(&pool.wake);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    work_groups(&item.queue);
+    pthread_mutex_lock(&pool.lock);
+    unlist(&item);
+    while (item.active > 0) {
+        pthread_cond_wait(&item.finished, &pool.lock);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    pthread_cond_destroy(&item.finished);
 }
 
 PyDoc_STRVAR(run_parallel_doc,
@@ -327,7 +449,6 @@ run_parallel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t count = PySequence_Fast_GET_SIZE(outer);
     PyObject **inner = PyMem_Calloc((size_t)(count ? count : 1), sizeof(PyObject *));
     op_group *groups = PyMem_Calloc((size_t)(count ? count : 1), sizeof(op_group));
-    pthread_t *workers = NULL;
     PyObject *result = NULL;
     if (inner == NULL || groups == NULL) {
         PyErr_NoMemory();
@@ -350,24 +471,9 @@ run_parallel(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (threads > count) {
         threads = (long)(count ? count : 1);
     }
-    workers = PyMem_Calloc((size_t)threads, sizeof(pthread_t));
-    if (workers == NULL) {
-        PyErr_NoMemory();
-        goto out;
-    }
     group_queue queue = {groups, count, 0};
-    /* The calling thread works too; a thread that cannot be started leaves its share to it. */
     Py_BEGIN_ALLOW_THREADS
-    long started = 0;
-    for (long t = 1; t < threads; t++) {
-        if (pthread_create(&workers[started], NULL, work_groups, &queue) == 0) {
-            started++;
-        }
-    }
-    work_groups(&queue);
-    for (long t = 0; t < started; t++) {
-        pthread_join(workers[t], NULL);
-    }
+    run_groups(&queue, threads - 1);
     Py_END_ALLOW_THREADS
     result = PyList_New(count);
     if (result == NULL) {
@@ -390,7 +496,6 @@ out:
             Py_XDECREF(inner[i]);
         }
     }
-    PyMem_Free(workers);
     PyMem_Free(groups);
     PyMem_Free(inner);
     Py_DECREF(outer);
@@ -445,5 +550,13 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__fileops(void)
 {
+    static int registered = 0;
+    if (!registered) {
+        if (pthread_atfork(NULL, NULL, forget_workers) != 0) {
+            PyErr_SetString(PyExc_OSError, "cannot register the fork handler");
+            return NULL;
+        }
+        registered = 1;
+    }
     return PyModule_Create(&module);
 }

@@ -286,3 +286,23 @@ def test_entries_another_handle_appended_between_ours_are_integrated(tmp_path: P
     first.close()
     second.close()
     verify(tmp_path)
+
+
+def test_the_sequencing_file_starts_afresh_once_large_and_integrated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its size limit, a fully integrated sequencing file is replaced by an empty one
+    that continues the indexes; a handle that appended nothing notices on its next look."""
+    monkeypatch.setattr("claimready.ledger.log._ROTATE_BYTES", 4096)
+    with open_ledger(tmp_path) as ledger, open_ledger(tmp_path) as reader:
+        ledger.append_many([entry(i) for i in range(10)])
+        ledger.integrate()
+        assert ledger._seq.base == 0  # still small
+        ledger.append_many([entry(i) for i in range(10, 200)])
+        ledger.integrate()
+        assert ledger._seq.base == 200 and ledger._seq.count == 0
+        assert ledger.append(entry(200)) == 200
+        reader.integrate()
+        assert reader.latest()[0].size == 201
+        assert [reader.entry(i) for i in (0, 199, 200)] == [entry(0), entry(199), entry(200)]
+    verify(tmp_path)

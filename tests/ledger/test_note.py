@@ -89,3 +89,12 @@ def test_key_ring_rotation_keeps_old_verifiers(tmp_path: Path) -> None:
     assert sorted(ring.vkeys()) == sorted([first.verifier.vkey, second.verifier.vkey])
     assert ring.current_vkey() == second.verifier.vkey
     open_checkpoint(old_note, verifiers=ring.verifiers())
+
+
+def test_a_key_ring_signs_with_a_key_another_process_rotated_in(tmp_path: Path) -> None:
+    """The signing key is kept between checkpoints but read again once its file is replaced."""
+    service = KeyRing(tmp_path / "keys", name="ins.example/claimready/acme")
+    first = service.signer()
+    assert service.signer() is first  # not read again while the file is unchanged
+    second = KeyRing(tmp_path / "keys", name="ins.example/claimready/acme").rotate()
+    assert service.signer().key_id == second.key_id != first.key_id

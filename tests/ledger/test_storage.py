@@ -113,3 +113,24 @@ def test_a_write_that_fails_leaves_no_temporary_file_and_names_its_object(tmp_pa
         signal.signal(signal.SIGXFSZ, handler)
     assert [path.name for path in (tmp_path / "tile" / "0").iterdir()] == []
     assert store.read("checkpoint") is None
+
+
+def test_a_directory_that_cannot_be_made_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Directories are made only once a write finds one missing; if that fails, the objects
+    already written to temporary files are removed and nothing is published."""
+    (tmp_path / "tile" / "0").mkdir(parents=True)
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(StorageError, match=r"tile/entries: cannot create the directory"):
+        FileStorage(tmp_path).write_many(
+            [("tile/0/001", b"a"), ("tile/entries/001", b"b")], then=[("checkpoint", b"cp")]
+        )
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "tile",
+        "tile/0",
+    ]

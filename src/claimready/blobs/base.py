@@ -210,7 +210,7 @@ class BlobStore(ABC):
     def _remove(self, sha256: str) -> None:
         """Remove a blob already checked to be neither retained nor held."""
 
-    def _guard(self, sha256: str) -> AbstractContextManager[None]:
+    def _guard(self, sha256: str) -> AbstractContextManager[object]:
         """Serialize read-check-write sequences on one blob's metadata.
 
         Backends whose metadata can change between the check and the write

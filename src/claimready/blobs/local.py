@@ -53,6 +53,7 @@ from claimready.blobs.packs import (
 )
 from claimready.canonical import canonical_json, loads
 from claimready.errors import InputError, NotFoundError, StorageError, VerificationError
+from claimready.filelock import FileLock
 from claimready.timeutil import format_utc, parse_utc, utcnow
 
 __all__ = ["LocalBlobStore"]
@@ -175,6 +176,8 @@ class LocalBlobStore(BlobStore):
         self._default_days = check_retention_days(default_retention_days)
         self._packs = PackSet(self._root / PACK_DIR)
         self._next_sweep = 0.0  # when to look for temporary packs left by a crash
+        self._lock = FileLock(self._root / LOCK_FILE)
+        self._root_made = False
 
     def __repr__(self) -> str:
         return f"LocalBlobStore({str(self._root)!r})"
@@ -421,22 +424,21 @@ class LocalBlobStore(BlobStore):
                 temp.unlink(missing_ok=True)
             _fsync_dir(path.parent)
 
-    def _guard(self, sha256: str) -> AbstractContextManager[None]:
+    def _guard(self, sha256: str) -> AbstractContextManager[object]:
         """An exclusive lock on the store's metadata, across threads and processes."""
         return self._store_lock()
 
-    @contextmanager
-    def _store_lock(self) -> Iterator[None]:
-        """One lock for the whole store (blob directories are many and small)."""
-        lock_path = self._root / LOCK_FILE
-        with self._storage_errors("lock", lock_path):
-            self._root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def _store_lock(self) -> FileLock:
+        """One lock for the whole store (blob directories are many and small).
+
+        Its file stays open between batches (see :class:`~claimready.filelock.FileLock`);
+        the root is made on the first use.
+        """
+        if not self._root_made:
+            with self._storage_errors("lock", self._root / LOCK_FILE):
+                self._root.mkdir(parents=True, exist_ok=True)
+            self._root_made = True
+        return self._lock
 
     # -- reading ----------------------------------------------------------------
 

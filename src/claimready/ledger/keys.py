@@ -29,6 +29,8 @@ class KeyRing:
     def __init__(self, directory: Path, *, name: str) -> None:
         self.directory = Path(directory)
         self.name = name
+        #: The signing key last read, and the identity of the file it came from.
+        self._loaded: tuple[tuple[int, int, int], Signer] | None = None
 
     def _ensure_dir(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -38,17 +40,28 @@ class KeyRing:
         """The current signing key, generated and stored on first use."""
         path = self.directory / _SIGNING
         try:
-            return Signer.from_skey(path.read_text(encoding="ascii"))
+            # Read again only when the file changed: every checkpoint is signed, and a
+            # rotation (here or in another process) replaces the file with a new one.
+            status = path.stat()
+            identity = (status.st_ino, status.st_mtime_ns, status.st_size)
+            if self._loaded is not None and self._loaded[0] == identity:
+                return self._loaded[1]
+            signer = Signer.from_skey(path.read_text(encoding="ascii"))
         except FileNotFoundError:
             return self._install(Signer.generate(self.name))
         except OSError as exc:
             raise StorageError(f"{path}: cannot read signing key: {exc}") from exc
+        self._loaded = (identity, signer)
+        return signer
 
     def _install(self, signer: Signer) -> Signer:
         self._ensure_dir()
         vkey = signer.verifier.vkey
         atomic_write(self.directory / _VKEYS / f"{signer.key_id.hex()}.vkey", vkey.encode() + b"\n")
-        atomic_write(self.directory / _SIGNING, signer.skey.encode() + b"\n", mode=0o600)
+        path = self.directory / _SIGNING
+        atomic_write(path, signer.skey.encode() + b"\n", mode=0o600)
+        status = path.stat()
+        self._loaded = ((status.st_ino, status.st_mtime_ns, status.st_size), signer)
         return signer
 
     def rotate(self) -> Signer:

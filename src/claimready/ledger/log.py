@@ -30,12 +30,13 @@ from claimready.errors import (
     StorageError,
     VerificationError,
 )
+from claimready.filelock import FileLock
 from claimready.ledger import merkle
 from claimready.ledger.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from claimready.ledger.keys import KeyRing
 from claimready.ledger.merkle import HASH_SIZE
 from claimready.ledger.proof import format_receipt
-from claimready.ledger.sequencer import FileLock, SequenceFile
+from claimready.ledger.sequencer import SequenceFile
 from claimready.ledger.storage import FileStorage, Storage
 from claimready.ledger.tiles import (
     MAX_ENTRY_SIZE,
@@ -159,9 +160,10 @@ class Ledger:
         self._cache = TileCache(storage)
         self._state = _TreeState(self._cache)
         #: This process's latest appends, not yet integrated: indexes
-        #: ``[_kept_from, _kept_from + len(_kept))``. Guarded by the sequence lock.
+        #: ``[_kept_from, _kept_from + len(_kept))``. Guarded by ``_kept_lock``.
         self._kept: list[bytes] = []
         self._kept_from = 0
+        self._kept_lock = threading.Lock()
         #: Set when an integration failed: the right edge is read back before the next.
         self._edge_stale = False
         self._checkpoint: Checkpoint | None = None
@@ -222,6 +224,8 @@ class Ledger:
         """Stop the background integrator (integrating what is pending) and close files."""
         self.stop_integrator()
         self._seq.close()
+        self._seq_lock.close()
+        self._integrate_lock.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -253,7 +257,8 @@ class Ledger:
         with self._seq_lock:
             first = self._seq.append(entries)
             pending = self._seq.base + self._seq.count - self._state.size
-            self._keep(first, entries)
+            with self._kept_lock:
+                self._keep(first, entries)
         if pending >= self.batch_size:
             self._wake.set()
         return list(range(first, first + len(entries)))
@@ -286,12 +291,15 @@ class Ledger:
             self._sync_published()
             with self._seq_lock:
                 self._seq.refresh(truncate=True)
-                kept = self._take_kept(self._state.size)
             try:
-                if kept:
-                    self._integrate_batch(kept)
                 while self._state.size < self.sequenced:
-                    self._integrate_batch(self._seq.read_from(self._state.size, limit=_READ_LIMIT))
+                    # What this process appended comes from memory, the rest from the file;
+                    # entries appended while a batch is integrated are taken on the next turn.
+                    with self._kept_lock:
+                        batch = self._take_kept(self._state.size)
+                    if not batch:
+                        batch = self._seq.read_from(self._state.size, limit=_READ_LIMIT)
+                    self._integrate_batch(batch)
             except BaseException:
                 # The right edge ran ahead of what was published: read it back
                 # from the latest checkpoint before integrating again.
@@ -435,6 +443,8 @@ class Ledger:
         return len(missing)
 
     def _maybe_restart_sequence(self) -> None:
+        if self._seq.end < _ROTATE_BYTES:
+            return  # not due, as far as this handle knows (the next integration looks again)
         with self._seq_lock:
             self._seq.refresh(truncate=True)
             if self._seq.end >= _ROTATE_BYTES and self.sequenced == self._state.size:

@@ -39,21 +39,18 @@ The caller serialises access with :class:`FileLock`.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 import struct
-import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 
 from claimready import fileops
 from claimready.errors import InputError, StorageError
 from claimready.ledger.storage import atomic_write
 
-__all__ = ["HEADER_SIZE", "MAX_RECORD", "PREALLOCATE", "FileLock", "SequenceFile", "scan"]
+__all__ = ["HEADER_SIZE", "MAX_RECORD", "PREALLOCATE", "SequenceFile", "scan"]
 
 _MAGIC = b"CRSEQv2\n"
 _MAGIC_V1 = b"CRSEQv1\n"
@@ -70,41 +67,6 @@ _RETIRED = b"\x5aRETIRED"
 #: Zero bytes added ahead of the tail each time the file grows.
 PREALLOCATE = 1 << 20
 _ZEROS = bytes(PREALLOCATE)
-
-
-class FileLock:
-    """An exclusive lock held across threads (threading) and processes (flock)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._thread_lock = threading.RLock()
-        self._fd = -1
-        self._depth = 0
-
-    def __enter__(self) -> FileLock:
-        self._thread_lock.acquire()
-        if self._depth == 0:
-            try:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-            except OSError as exc:
-                self._thread_lock.release()
-                raise StorageError(f"{self.path}: cannot lock: {exc}") from exc
-        self._depth += 1
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
-        self._thread_lock.release()
 
 
 def _header(base: int) -> tuple[bytes, int]:

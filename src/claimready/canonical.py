@@ -50,20 +50,9 @@ def _plain(value: Any) -> bool:
     return True
 
 
-class PlainDict(dict[str, Any]):
-    """A dict its maker guarantees plain (see :func:`_plain`): ASCII keys; strings,
-    booleans, null, safe-range integers, lists and further plain dicts as values.
-
-    :func:`canonical_json` writes one without walking it first; a maker that
-    cannot guarantee this must build a plain ``dict``.
-    """
-
-    __slots__ = ()
-
-
 def canonical_json(value: Any) -> bytes:
     """Serialize ``value`` per RFC 8785 (sorted keys, no spaces, UTF-8, ES6 number form)."""
-    if type(value) is PlainDict or _plain(value):
+    if _plain(value):
         try:
             return _ENCODER.encode(value)
         except UnicodeEncodeError:

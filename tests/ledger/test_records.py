@@ -33,7 +33,7 @@ def test_evidence_collected_is_canonical() -> None:
     data = records.encode_record(record)
     assert data.startswith(b'{"actor":"connector:edr","blob":{"sha256":"abab')
     assert b'"observed_to":null' in data
-    assert records.decode_record(data) == record
+    assert records.decode_record(data) == record.as_dict()
 
 
 def test_generic_kinds_and_limits() -> None:
@@ -91,7 +91,7 @@ def test_evidence_collected_encodes_as_rfc8785_without_the_walk(
         observed_to=moments[1],
         collected_at=moments[2],
     )
-    assert records.encode_record(record) == bytes(rfc8785.dumps(dict(record)))
+    assert records.encode_record(record) == bytes(rfc8785.dumps(record.as_dict()))
 
 
 @pytest.mark.parametrize(
@@ -109,3 +109,14 @@ def test_evidence_collected_rejects_values_it_cannot_vouch_for(field: str, value
     with pytest.raises(InputError) as caught:
         records.evidence_collected(**fields)
     assert caught.value.field == field
+
+
+def test_a_lone_surrogate_in_an_evidence_record_is_refused_by_name() -> None:
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    record = records.evidence_collected(
+        actor="a", tenant="t", blob_sha256="ab" * 32, size=1, media_type="m", source_kind="k",
+        source_name="bad \ud800 name", tool="t", tool_version="1", collector="c",
+        observed_from=at, observed_to=None, collected_at=at,
+    )  # fmt: skip
+    with pytest.raises(InputError, match="cannot be canonicalized"):
+        records.encode_record(record)

@@ -1,8 +1,9 @@
 """Custody records: the entries of the ledger, as canonical JSON (RFC 8785).
 
 Every record carries ``type``, ``v`` (schema version), ``actor`` and
-``tenant``. ``evidence.collected`` is fully specified; the other kinds carry
-a ``subject`` and free-form ``details`` until their owners pin them down.
+``tenant``. ``evidence.collected`` is fully specified (:class:`EvidenceCollected`,
+a fixed structure encoded without a walk); the other kinds carry a
+``subject`` and free-form ``details`` until their owners pin them down.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from claimready.canonical import PlainDict, canonical_json, loads
+import msgspec
+
+from claimready.canonical import canonical_json, loads
 from claimready.errors import InputError
 from claimready.ledger.tiles import MAX_ENTRY_SIZE
 from claimready.timeutil import format_utc
@@ -21,6 +24,7 @@ __all__ = [
     "GENERIC_TYPES",
     "MAX_RECORD_SIZE",
     "SCHEMA_VERSION",
+    "EvidenceCollected",
     "decode_record",
     "encode_record",
     "evidence_collected",
@@ -64,6 +68,51 @@ def _nonempty(value: str, field: str) -> str:
     return value
 
 
+class _Blob(msgspec.Struct, frozen=True):
+    sha256: str
+    size: int
+
+
+class _Source(msgspec.Struct, frozen=True):
+    kind: str
+    name: str
+
+
+class _Tool(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+
+
+class EvidenceCollected(msgspec.Struct, frozen=True):
+    """An ``evidence.collected`` record, made by :func:`evidence_collected`.
+
+    Its fields (and those of its parts) are declared in RFC 8785's key
+    order and hold only checked text, safe-range integers and null, so its
+    canonical JSON is msgspec's encoding of it, with no walk and no sort.
+    """
+
+    actor: str
+    blob: _Blob
+    collected_at: str
+    collector: str
+    media_type: str
+    observed_from: str
+    observed_to: str | None
+    source: _Source
+    tenant: str
+    tool: _Tool
+    type: str
+    v: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as JSON-typed values (as :func:`decode_record` gives it back)."""
+        value: dict[str, Any] = msgspec.to_builtins(self)
+        return value
+
+
+_STRUCT_ENCODER = msgspec.json.Encoder()
+
+
 def evidence_collected(
     *,
     actor: str,
@@ -79,33 +128,27 @@ def evidence_collected(
     observed_from: datetime,
     observed_to: datetime | None,
     collected_at: datetime,
-) -> PlainDict:
-    """An ``evidence.collected`` record: one blob entered as evidence.
-
-    Its keys are fixed and its values checked here (text, a size in the
-    exact integer range, timestamps), so it is a :class:`PlainDict` that
-    :func:`encode_record` writes without a further walk.
-    """
+) -> EvidenceCollected:
+    """An ``evidence.collected`` record: one blob entered as evidence (values checked here)."""
     if type(size) is not int or not 0 <= size < _SAFE_SIZE:
         raise InputError(f"must be a whole number from 0 to {_SAFE_SIZE - 1}", field="size")
-    for name, text in (("source_name", source_name), ("tool_version", tool_version)):
-        if type(text) is not str:
-            raise InputError("must be text", field=name)
-    return PlainDict(
-        {
-            "type": EVIDENCE_COLLECTED,
-            "v": SCHEMA_VERSION,
-            "actor": _nonempty(actor, "actor"),
-            "tenant": _nonempty(tenant, "tenant"),
-            "blob": {"sha256": _sha256_hex(blob_sha256, "blob_sha256"), "size": size},
-            "media_type": _nonempty(media_type, "media_type"),
-            "source": {"kind": _nonempty(source_kind, "source_kind"), "name": source_name},
-            "tool": {"name": _nonempty(tool, "tool"), "version": tool_version},
-            "collector": _nonempty(collector, "collector"),
-            "observed_from": format_utc(observed_from),
-            "observed_to": None if observed_to is None else format_utc(observed_to),
-            "collected_at": format_utc(collected_at),
-        }
+    if type(source_name) is not str:
+        raise InputError("must be text", field="source_name")
+    if type(tool_version) is not str:
+        raise InputError("must be text", field="tool_version")
+    return EvidenceCollected(  # positional: the fields in their declared order
+        _nonempty(actor, "actor"),
+        _Blob(_sha256_hex(blob_sha256, "blob_sha256"), size),
+        format_utc(collected_at),
+        _nonempty(collector, "collector"),
+        _nonempty(media_type, "media_type"),
+        format_utc(observed_from),
+        None if observed_to is None else format_utc(observed_to),
+        _Source(_nonempty(source_kind, "source_kind"), source_name),
+        _nonempty(tenant, "tenant"),
+        _Tool(_nonempty(tool, "tool"), tool_version),
+        EVIDENCE_COLLECTED,
+        SCHEMA_VERSION,
     )
 
 
@@ -138,16 +181,23 @@ def generic_record(
     }
 
 
-def encode_record(record: Mapping[str, Any]) -> bytes:
+def encode_record(record: Mapping[str, Any] | EvidenceCollected) -> bytes:
     """Canonical JSON bytes of a record; at most :data:`MAX_RECORD_SIZE` bytes."""
-    for key in _REQUIRED:
-        if key not in record:
-            raise InputError("missing", field=key)
-    data = canonical_json(record if type(record) is PlainDict else dict(record))
+    if isinstance(record, EvidenceCollected):
+        try:
+            data = _STRUCT_ENCODER.encode(record)
+        except UnicodeEncodeError:  # a lone surrogate: refused, named, as for any record
+            data = canonical_json(record.as_dict())
+        kind = record.type
+    else:
+        for key in _REQUIRED:
+            if key not in record:
+                raise InputError("missing", field=key)
+        data = canonical_json(dict(record))
+        kind = str(record.get("type"))
     if len(data) > MAX_RECORD_SIZE:
         raise InputError(
-            f"record is {len(data)} bytes; at most {MAX_RECORD_SIZE} fit the ledger",
-            record=str(record.get("type")),
+            f"record is {len(data)} bytes; at most {MAX_RECORD_SIZE} fit the ledger", record=kind
         )
     return data
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Protocol
 
 from claimready.errors import VerificationError
@@ -29,6 +30,7 @@ __all__ = [
     "leaf_hash",
     "leaf_hashes",
     "node_hash",
+    "node_hashes",
     "range_hash",
     "root_hash",
     "tree_hash",
@@ -53,8 +55,25 @@ def leaf_hash(entry: bytes) -> bytes:
     return _sha256(_LEAF + entry).digest()
 
 
+def _native() -> ModuleType | None:
+    """The compiled hashing of many inputs per call, where it was built (C and OpenSSL)."""
+    try:
+        from claimready.ledger import _treehash
+    except ImportError:
+        return None
+    return _treehash
+
+
+#: ``claimready.ledger._treehash``, or None where it was not built: the same
+#: hashes then come from :mod:`hashlib`, one call each.
+NATIVE = _native()
+
+
 def leaf_hashes(entries: Sequence[bytes]) -> bytes:
     """The leaf hashes of ``entries``, concatenated (32 bytes each)."""
+    if NATIVE is not None:
+        hashes: bytes = NATIVE.leaf_hashes(entries)
+        return hashes
     sha256, prefix = _sha256, _LEAF
     return b"".join([sha256(prefix + entry).digest() for entry in entries])
 
@@ -62,6 +81,19 @@ def leaf_hashes(entries: Sequence[bytes]) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right)."""
     return _sha256(_NODE + left + right).digest()
+
+
+def node_hashes(hashes: bytes) -> bytes:
+    """:func:`node_hash` of each pair of concatenated hashes, concatenated (the level above)."""
+    if len(hashes) % (2 * HASH_SIZE):
+        raise ValueError(f"{len(hashes)} bytes are not pairs of hashes")
+    if NATIVE is not None:
+        above: bytes = NATIVE.node_hashes(hashes)
+        return above
+    sha256, prefix, pair = _sha256, _NODE, 2 * HASH_SIZE
+    return b"".join(
+        [sha256(prefix + hashes[i : i + pair]).digest() for i in range(0, len(hashes), pair)]
+    )
 
 
 class HashReader(Protocol):

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from claimready.errors import InputError, StorageError, VerificationError
-from claimready.ledger.merkle import HASH_SIZE, LEAF_HASH_PREFIX, NODE_HASH_PREFIX
+from claimready.ledger import merkle
+from claimready.ledger.merkle import HASH_SIZE, LEAF_HASH_PREFIX
 
 __all__ = [
     "MAX_ENTRY_SIZE",
@@ -40,7 +41,6 @@ TILE_BYTES = TILE_WIDTH * HASH_SIZE
 MAX_ENTRY_SIZE = 0xFFFF
 """Entry bundles length-prefix each entry with a big-endian uint16."""
 
-_NODE = bytes([NODE_HASH_PREFIX])
 _LEAF = bytes([LEAF_HASH_PREFIX])
 _sha256 = hashlib.sha256
 
@@ -122,13 +122,16 @@ def decode_bundle(data: bytes, *, path: str = "entry bundle") -> list[bytes]:
         raise VerificationError(str(exc), subject=path) from exc
 
 
-def bundle_leaf_hashes(data: bytes) -> list[bytes]:
-    """RFC 9162 leaf hashes of every entry of a bundle, in one pass.
+def bundle_leaf_hashes(data: bytes) -> bytes:
+    """RFC 9162 leaf hashes of every entry of a bundle, concatenated, in one pass.
 
-    Equivalent to ``[leaf_hash(e) for e in iter_bundle(data)]`` without
+    Equivalent to ``leaf_hashes(list(iter_bundle(data)))`` without
     materialising the entries (this is the inner loop of full verification).
     Raises ValueError on a truncated entry.
     """
+    if merkle.NATIVE is not None:
+        hashes: bytes = merkle.NATIVE.bundle_leaf_hashes(data)
+        return hashes
     sha256, prefix = _sha256, _LEAF
     out: list[bytes] = []
     append = out.append
@@ -142,22 +145,17 @@ def bundle_leaf_hashes(data: bytes) -> list[bytes]:
         raise ValueError(f"truncated length prefix at byte {end - 1}") from None
     if pos > end:
         raise ValueError(f"entry at byte {start - 2} runs past the end of the bundle")
-    return out
+    return b"".join(out)
 
 
-def subtree_root(hashes: Sequence[bytes]) -> bytes:
-    """Root of the complete subtree over a power-of-two number of hashes."""
-    count = len(hashes)
-    if count == 0 or count & (count - 1):
-        raise ValueError(f"{count} hashes do not form a complete subtree")
-    sha256, prefix = _sha256, _NODE
-    current = list(hashes)
-    while len(current) > 1:
-        current = [
-            sha256(prefix + left + right).digest()
-            for left, right in zip(current[0::2], current[1::2], strict=True)
-        ]
-    return current[0]
+def subtree_root(hashes: bytes) -> bytes:
+    """Root of the complete subtree over a power-of-two number of concatenated hashes."""
+    count, rest = divmod(len(hashes), HASH_SIZE)
+    if rest or count == 0 or count & (count - 1):
+        raise ValueError(f"{len(hashes)} bytes of hashes do not form a complete subtree")
+    while len(hashes) > HASH_SIZE:
+        hashes = merkle.node_hashes(hashes)
+    return hashes
 
 
 def expand_tile(hashes: bytes) -> list[bytes]:
@@ -168,12 +166,8 @@ def expand_tile(hashes: bytes) -> list[bytes]:
     """
     levels = [hashes]
     current = hashes
-    sha256, node = _sha256, _NODE
     while len(current) >= 2 * HASH_SIZE:
-        stop = len(current) // (2 * HASH_SIZE) * 2 * HASH_SIZE
-        current = b"".join(
-            [sha256(node + current[i : i + 2 * HASH_SIZE]).digest() for i in range(0, stop, 64)]
-        )
+        current = merkle.node_hashes(current[: len(current) // (2 * HASH_SIZE) * 2 * HASH_SIZE])
         levels.append(current)
     return levels
 

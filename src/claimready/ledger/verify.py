@@ -168,14 +168,13 @@ def _verify_bundle(context: _Context, tile: int, cache: TileCache | None) -> Non
     bundle_path = entries_path(tile, width)
     bundle = _read(storage, bundle_path)
     try:
-        leaves = bundle_leaf_hashes(bundle)
+        hashes = bundle_leaf_hashes(bundle)
     except ValueError as exc:
         raise VerificationError(str(exc), subject=bundle_path) from exc
-    if len(leaves) != width:
+    if len(hashes) != width * _HASH:
         raise VerificationError(
-            f"holds {len(leaves)} entries, expected {width}", subject=bundle_path
+            f"holds {len(hashes) // _HASH} entries, expected {width}", subject=bundle_path
         )
-    hashes = b"".join(leaves)
     hash_path = tile_path(0, tile, width)
     stored = _read(storage, hash_path)
     if stored != hashes:
@@ -188,7 +187,7 @@ def _verify_bundle(context: _Context, tile: int, cache: TileCache | None) -> Non
         _check_blobs(context.blob_check, decode_bundle(bundle, path=bundle_path), tile * TILE_WIDTH)
     if width == TILE_WIDTH:
         above = context.high[0][tile * _HASH : (tile + 1) * _HASH]
-        if subtree_root(leaves) != above:
+        if subtree_root(hashes) != above:
             raise VerificationError(
                 f"root of {hash_path} does not match hash {tile} at tree level 8",
                 subject=tile_path(1, tile // TILE_WIDTH, tile_width(1, tile // TILE_WIDTH, size)),

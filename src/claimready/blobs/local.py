@@ -242,7 +242,7 @@ class LocalBlobStore(BlobStore):
         try:
             known = functools.partial(self._is_stored, loose=loose, prefixes=prefixes)
             try:
-                added = writer.add_paths([os.fspath(path) for path in paths], known)
+                added = writer.add_paths(paths, known)
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 if exc.filename is None:  # not a source's fault (memory, say)
@@ -262,6 +262,8 @@ class LocalBlobStore(BlobStore):
         """
         if self._packs.locate(digest) is not None:
             return True
+        if not prefixes:  # no loose blob at all, as in a store written in packs
+            return False
         name = digest.hex()
         if (
             name[:2] in prefixes

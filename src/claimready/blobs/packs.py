@@ -416,13 +416,13 @@ class PackWriter:
         return self._added(start, hasher.digest(), size, known)
 
     def add_paths(
-        self, paths: Sequence[str], known: Callable[[bytes], bool]
+        self, paths: Sequence[str | os.PathLike[str]], known: Callable[[bytes], bool]
     ) -> list[tuple[str, int]]:
         """:meth:`add_path` on each of ``paths`` in turn; their hex digests and sizes in order."""
         read_files = self._reader
         if read_files is None:
-            return [self.add_path(path, known) for path in paths]
-        names = tuple(os.fsencode(path) for path in paths)
+            return [self.add_path(os.fspath(path), known) for path in paths]
+        names = tuple(map(os.fsencode, paths))
         found: list[tuple[str, int]] = []
         index, out = 0, self._out
         while index < len(names):
@@ -433,7 +433,7 @@ class PackWriter:
             if status == _FULL and out.fill >= out.align:
                 out.flush()  # a file that still does not fit comes back, to be read below
             elif status != _DONE:
-                found.append(self.add_path(paths[index], known))
+                found.append(self.add_path(os.fspath(paths[index]), known))
                 index += 1
         return found
 

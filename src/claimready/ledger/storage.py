@@ -121,10 +121,11 @@ def _stage(
     try:
         # Directories are made on demand rather than looked for before every write.
         missing = [i for i, (_done, error) in enumerate(results) if error and error.errno == ENOENT]
-        for i in missing:
-            created[i] = _make_dirs(targets[i].parent)
-        for i, result in zip(missing, write(missing), strict=True):
-            results[i] = result
+        if missing:
+            for i in missing:
+                created[i] = _make_dirs(targets[i].parent)
+            for i, result in zip(missing, write(missing), strict=True):
+                results[i] = result
         failures = [(targets[i], error) for i, (_done, error) in enumerate(results) if error]
         if failures:
             target, error = failures[0]

@@ -409,10 +409,8 @@ run_groups(group_queue *queue, long helpers)
         }
         pool.started++;
     }
-    if (helpers > 1) {
-        pthread_cond_broadcast(&pool.wake);
-    } else if (helpers == 1) {
-        pthread_cond_signal(&pool.wake);
+    for (long woken = 0; woken < helpers; woken++) {
+        pthread_cond_signal(&pool.wake); /* no more than needed: a wake-up is a context switch */
     }
     pthread_mutex_unlock(&pool.lock);
     work_groups(&item.queue);

@@ -575,7 +575,8 @@ def bench_locker(root: Path, count: int, size: int, *, rounds: int = 2) -> None:
 
 
 def bench_rehash(root: Path, total: int) -> None:
-    """Re-hash ``total`` bytes of 8 MiB blobs (page cache warm): loose files, then packs of 32."""
+    """Re-hash ``total`` bytes of 8 MiB blobs: loose files, packs of 32 (page cache warm), and
+    the packs again read from the disk."""
     block = 8 << 20
     seed = os.urandom(block)
     loose = LocalBlobStore(root / "loose", default_retention_days=0)
@@ -596,7 +597,13 @@ def bench_rehash(root: Path, total: int) -> None:
     if batch:
         packed.put_files(batch)
     workers = len(os.sched_getaffinity(0))
-    for label, store in (("loose files", loose), ("packs of 32", packed)):
+    sides = (
+        ("loose files", loose, True),
+        ("packs of 32", packed, True),
+        ("packs of 32, read from the disk", packed, False),
+    )
+    for label, store, warm in sides:
+        _page_cache(store.root, warm=warm)
         start, cpu = time.perf_counter(), cpu_seconds()
         found = rehash_blobs(store, workers=workers)
         wall = time.perf_counter() - start
@@ -605,9 +612,29 @@ def bench_rehash(root: Path, total: int) -> None:
             f"blob re-hash, {label}, {found.blobs:,} blobs, {found.bytes / 2**20:,.0f} MiB,"
             f" {workers} workers",
             f"{rate:.2f} GB/s (CPU {cpu_seconds() - cpu:.2f} s in {wall:.2f} s)",
-            ">= 1 GB/s",
-            rate >= 1,
+            ">= 1 GB/s" if warm else "",
+            rate >= 1 if warm else None,
         )
+
+
+def _page_cache(directory: Path, *, warm: bool) -> None:
+    """Read every file under ``directory`` into the page cache, or drop it from there.
+
+    Packs are written past the page cache, loose blobs through it: without
+    this the two re-hash figures would compare a warm cache with the disk.
+    """
+    for path in directory.rglob("*"):
+        if not path.is_file():
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if warm:
+                while os.read(fd, 1 << 20):
+                    pass
+            else:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 # -- runner --------------------------------------------------------------------

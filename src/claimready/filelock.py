@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -65,4 +66,5 @@ class FileLock:
 
     def __del__(self) -> None:
         if self._fd >= 0 and self._pid == os.getpid():
-            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)

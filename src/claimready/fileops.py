@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
+from claimready.native import optional_module
 from claimready.threads import SharedPool
 
 __all__ = [
@@ -39,17 +39,8 @@ __all__ = [
 _FSYNC, _FDATASYNC, _RENAME, _FSYNC_DIR, _PWRITE, _WRITE_FILE, _FTRUNCATE, _FCHMOD = range(8)
 
 
-def _native() -> ModuleType | None:
-    """The compiled runner, where it was built (it needs a C compiler)."""
-    try:
-        from claimready import _fileops
-    except ImportError:
-        return None
-    return _fileops
-
-
-#: ``claimready._fileops``, or None where it was not built.
-NATIVE = _native()
+#: ``claimready._fileops``, or None where it was not built (it needs a C compiler).
+NATIVE = optional_module("claimready._fileops")
 #: Threads of the Python stand-in for :func:`run_parallel` (the compiled one starts its own).
 _POOL = SharedPool(8, "fileops")
 

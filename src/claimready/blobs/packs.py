@@ -39,6 +39,7 @@ from claimready import fileops
 from claimready.blobs.packout import BUFFER_SIZE, PackOutput
 from claimready.canonical import canonical_json, loads
 from claimready.errors import VerificationError
+from claimready.native import optional_module
 from claimready.timeutil import format_utc, parse_utc
 
 __all__ = [
@@ -316,17 +317,10 @@ ReadFiles = Callable[
 _DONE, _FULL = 0, 1
 
 
-def _native_reader() -> ReadFiles | None:
-    """The compiled reader, where it was built (it needs a C compiler and OpenSSL's headers)."""
-    try:
-        from claimready.blobs._readhash import read_files
-    except ImportError:
-        return None
-    return read_files
-
-
-#: The compiled reader of :meth:`PackWriter.add_paths`, or None where it was not built.
-NATIVE_READER = _native_reader()
+_READHASH = optional_module("claimready.blobs._readhash")
+#: The compiled reader of :meth:`PackWriter.add_paths`, or None where it was not
+#: built (it needs a C compiler and OpenSSL's headers).
+NATIVE_READER: ReadFiles | None = None if _READHASH is None else _READHASH.read_files
 
 
 def _read_into(fd: int, space: memoryview, path: str) -> int:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Protocol
 
 from claimready.errors import VerificationError
+from claimready.native import optional_module
 
 __all__ = [
     "EMPTY_ROOT",
@@ -55,18 +55,9 @@ def leaf_hash(entry: bytes) -> bytes:
     return _sha256(_LEAF + entry).digest()
 
 
-def _native() -> ModuleType | None:
-    """The compiled hashing of many inputs per call, where it was built (C and OpenSSL)."""
-    try:
-        from claimready.ledger import _treehash
-    except ImportError:
-        return None
-    return _treehash
-
-
-#: ``claimready.ledger._treehash``, or None where it was not built: the same
-#: hashes then come from :mod:`hashlib`, one call each.
-NATIVE = _native()
+#: ``claimready.ledger._treehash``, or None where it was not built (it needs a C
+#: compiler and OpenSSL's headers): the same hashes then come from :mod:`hashlib`.
+NATIVE = optional_module("claimready.ledger._treehash")
 
 
 def leaf_hashes(entries: Sequence[bytes]) -> bytes:

@@ -34,7 +34,7 @@ Version 1 files (``"CRSEQv1\\n" || uint64 base``, records ``uint32 length ||
 uint32 CRC-32(length || data) || data``, grown by ``O_APPEND``) are rewritten
 as version 2 when opened.
 
-The caller serialises access with :class:`FileLock`.
+The caller serialises access with :class:`~claimready.filelock.FileLock`.
 """
 
 from __future__ import annotations

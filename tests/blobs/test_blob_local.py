@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import fcntl
-import functools
+import hashlib
 import json
 import os
 import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -22,6 +24,8 @@ import pytest
 from claimready import fileops
 from claimready.blobs import local
 from claimready.blobs.local import LocalBlobStore
+from claimready.blobs.packs import PackMeta, PackWriter, read_pack_index
+from claimready.blobs.verify import rehash_blobs
 from claimready.errors import InputError, StorageError
 from claimready.timeutil import parse_utc, utcnow
 
@@ -173,7 +177,7 @@ def sources(directory: Path, count: int) -> list[Path]:
 def test_put_files_fsyncs_the_pack_and_its_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
-    """Two syncs per batch whatever its size, in one run of calls; no syncfs of the filesystem."""
+    """Two syncs per batch whatever its size, in two runs of calls; no syncfs of the filesystem."""
     if native and fileops.NATIVE is None:
         pytest.skip("claimready._fileops is not built here")
     fsynced: list[int] = []
@@ -188,23 +192,25 @@ def test_put_files_fsyncs_the_pack_and_its_directory(
         ops: list[fileops.Op], *, native: bool = True
     ) -> tuple[int, OSError | None]:
         runs.append([(op.args[0], op.name) for op in ops])
-        return real_attempt(ops, native=native)
+        return real_attempt(ops, native=chosen)
 
     def no_syncfs(root: Path) -> bool:
         raise AssertionError("put_files must not sync the whole filesystem")
 
     monkeypatch.setattr(local, "_syncfs", no_syncfs)
     monkeypatch.setattr(os, "fsync", counting_fsync)
-    monkeypatch.setattr(fileops, "attempt", functools.partial(recording_attempt, native=native))
+    chosen = native  # whichever runner the caller asks for
+    monkeypatch.setattr(fileops, "attempt", recording_attempt)
     store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
     refs = store.put_files(sources(tmp_path / "src", 40))
     assert len(set(refs)) == 40
     (pack,) = (tmp_path / "blobs" / "packs").iterdir()
     assert stat.S_IMODE(pack.stat().st_mode) == 0o444
-    ((*writes, truncate, chmod, sync, rename, sync_dir),) = runs  # the pack's last run of calls
+    # The pack's last writes and its sync (before the store lock), then its rename (under it).
+    (*writes, truncate, chmod, sync), (rename, sync_dir) = runs
     assert {code for code, _name in writes} == {4}
     assert [code for code, _name in (truncate, chmod, sync, rename, sync_dir)] == [6, 7, 0, 2, 3]
-    assert rename[1] == str(pack) and sync_dir[1] == str(pack.parent)
+    assert sync[1] != str(pack) and rename[1] == str(pack) and sync_dir[1] == str(pack.parent)
     assert len(fsynced) == (0 if native else 2)
 
 
@@ -252,3 +258,71 @@ def test_put_files_restores_a_missing_sidecar(tmp_path: Path) -> None:
     store.path_for(ref.sha256).with_suffix(".json").unlink()
     store.put_files(sources(tmp_path / "src", 1))
     assert store.retention(ref.sha256) is not None
+
+
+def test_a_blob_stored_meanwhile_is_left_out_of_the_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer stores a blob of the batch after its pack was synced, before the lock."""
+    first = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    other = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    paths = sources(tmp_path / "src", 5)
+    real_finish = PackWriter.finish
+    raced: list[bool] = []
+
+    def finish_then_race(writer: PackWriter, meta: PackMeta) -> bytes:
+        tail = real_finish(writer, meta)
+        if not raced:  # the race, once: the other writer's own pack goes through untouched
+            raced.append(True)
+            other.put_files(paths[1:3])
+        return tail
+
+    monkeypatch.setattr(PackWriter, "finish", finish_then_race)
+    refs = first.put_files(paths)
+    assert [ref.sha256 for ref in refs] == [
+        hashlib.sha256(path.read_bytes()).hexdigest() for path in paths
+    ]
+    packs = sorted((tmp_path / "blobs" / "packs").iterdir())
+    assert [p.name[:5] for p in packs] == ["pack-", "pack-"]  # no temporary file is left
+    counts = sorted(read_pack_index(pack).count for pack in packs)
+    assert counts == [2, 3]  # each blob in one pack only
+    fresh = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    for ref, path in zip(refs, paths, strict=True):
+        assert fresh.get_bytes(ref.sha256) == path.read_bytes()
+    assert rehash_blobs(fresh, workers=2).blobs == 5
+
+
+@pytest.fixture
+def frequent_switches() -> Iterator[None]:
+    """Threads take turns between almost every bytecode, so races show."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.usefixtures("frequent_switches")
+def test_threads_of_one_store_put_batches_at_once(tmp_path: Path) -> None:
+    """Workers of one store refresh and adopt packs at the same time as they look blobs up."""
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    paths = sources(tmp_path / "src", 400)
+    batches = [paths[first : first + 5] for first in range(0, len(paths), 5)]
+    errors: list[BaseException] = []
+
+    def work(mine: list[list[Path]]) -> None:
+        try:
+            for batch in mine:
+                store.put_files(batch)
+                store.exists(hashlib.sha256(batch[0].read_bytes()).hexdigest())
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work, args=(batches[k::4],)) for k in range(4)]
+    for worker in workers:
+        worker.start()
+    while any(worker.is_alive() for worker in workers):
+        list(store.iter_hashes())
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    assert len(list(store.iter_hashes())) == 400

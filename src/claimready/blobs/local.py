@@ -224,9 +224,11 @@ class LocalBlobStore(BlobStore):
            already in the batch is not copied. A file that cannot be read
            raises :class:`~claimready.errors.InputError` before anything is
            installed.
-        2. Under the store lock, blobs stored meanwhile by another process
-           are left out, and the index, metadata and footer are appended.
-        3. fsync the pack, rename it to its final name, fsync the directory.
+        2. The index, metadata and footer are appended and the pack fsync'd,
+           still under its temporary name and without the store lock.
+        3. Under the store lock, blobs stored meanwhile by another writer
+           are left out (the pack rewritten without them, rarely); the pack
+           is renamed to its final name and the directory fsync'd.
 
         Every blob is durable when this returns; a crash leaves at most a
         temporary file, which a later batch removes. Two fsyncs of the
@@ -282,8 +284,20 @@ class LocalBlobStore(BlobStore):
             return frozenset()
 
     def _install_pack(self, writer: PackWriter, loose: set[bytes]) -> bool:
-        """Steps 2 and 3 of :meth:`put_files`; False when every blob was stored already."""
+        """Steps 2 and 3 of :meth:`put_files`; False when every blob was stored already.
+
+        The pack is finished and synced before the store lock is taken, so
+        batches written at once sync their bytes together; under the lock
+        it is only checked against what was stored meanwhile, renamed, and
+        its directory synced. A blob another writer stored meanwhile (rare)
+        has the pack rewritten without it, under the lock.
+        """
         directory = self._root / PACK_DIR
+        meta = PackMeta(stored_at=utcnow(), retain_until=default_retain_until(self._default_days))
+        tail = b""
+        with self._storage_errors("write to", directory):
+            if writer.entries:
+                tail = writer.finish(meta)
         with self._store_lock(), self._storage_errors("write to", directory):
             self._packs.refresh()
             if time.monotonic() >= self._next_sweep:
@@ -299,10 +313,9 @@ class LocalBlobStore(BlobStore):
                     self._write_metadata(self._new_metadata(BlobRef(digest.hex(), size)))
             if not writer.entries:
                 return False
-            meta = PackMeta(
-                stored_at=utcnow(), retain_until=default_retain_until(self._default_days)
-            )
-            tail = writer.install(meta)
+            if writer.final is None:
+                tail = writer.finish(meta)
+            writer.publish()
             index = tail[: len(writer.entries) * ENTRY_SIZE]
             self._packs.adopt(PackIndex(path=writer.path, index=index, meta=meta))
         return True

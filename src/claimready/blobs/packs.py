@@ -29,6 +29,7 @@ import mmap
 import os
 import struct
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +39,7 @@ from typing import Protocol
 from claimready import fileops
 from claimready.blobs.packout import BUFFER_SIZE, PackOutput
 from claimready.canonical import canonical_json, loads
-from claimready.errors import VerificationError
+from claimready.errors import StorageError, VerificationError
 from claimready.native import optional_module
 from claimready.timeutil import format_utc, parse_utc
 
@@ -236,12 +237,23 @@ def read_gone(path: Path) -> set[bytes]:
     return gone
 
 
+def _map(where: dict[bytes, str], pack: PackIndex) -> None:
+    """Map each digest of ``pack`` to its name, unless an earlier pack has it."""
+    name, index = pack.name, pack.index
+    for start in range(0, len(index), ENTRY_SIZE):
+        where.setdefault(index[start : start + 32], name)
+
+
 class PackSet:
     """This process's view of a store's packs, refreshed from the directory on demand.
 
     Holds every pack's index (48 bytes per blob) and a map from digest to
     pack (about 100 bytes per blob). Packs whose index does not check are
     kept aside in :attr:`damaged` and their blobs read as absent.
+
+    Threads of one store share it: :meth:`refresh` and :meth:`adopt` take
+    turns, and replace :attr:`packs` and :attr:`damaged` rather than change
+    them, so a reader iterating one never sees it change size.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -249,51 +261,56 @@ class PackSet:
         self.packs: dict[str, PackIndex] = {}
         self.damaged: dict[str, VerificationError] = {}
         self._where: dict[bytes, str] = {}
+        self._lock = threading.Lock()
 
     def refresh(self) -> None:
         """Load packs added since the last refresh, forget removed ones, reread ``.gone`` lists."""
-        try:
-            names = set(os.listdir(self.directory))  # noqa: PTH208 - names only, per refresh
-        except FileNotFoundError:
-            names = set()
-        packs = {n for n in names if n.endswith(PACK_SUFFIX) and not n.startswith(TEMP_PREFIX)}
-        if set(self.packs) - packs or set(self.damaged) - packs:
-            self.packs = {n: p for n, p in self.packs.items() if n in packs}
-            self.damaged = {n: e for n, e in self.damaged.items() if n in packs}
-            self._where = {}
-            for pack in self.packs.values():
-                self._map(pack)
-        for name in sorted(packs - set(self.packs) - set(self.damaged)):
+        with self._lock:  # listed under the lock: a pack adopted meanwhile is not "removed"
             try:
-                pack = read_pack_index(self.directory / name)
-            except VerificationError as exc:
-                self.damaged[name] = exc
-                continue
-            self.packs[name] = pack
-            self._map(pack)
-        for name, pack in self.packs.items():
-            gone_name = name + GONE_SUFFIX
-            pack.gone = read_gone(self.directory / gone_name) if gone_name in names else set()
+                names = set(os.listdir(self.directory))  # noqa: PTH208 - names only, per refresh
+            except FileNotFoundError:
+                names = set()
+            packs = {n for n in names if n.endswith(PACK_SUFFIX) and not n.startswith(TEMP_PREFIX)}
+            current, damaged = self.packs, self.damaged
+            if set(current) - packs or set(damaged) - packs:
+                current = {n: p for n, p in current.items() if n in packs}
+                damaged = {n: e for n, e in damaged.items() if n in packs}
+                where: dict[bytes, str] = {}
+                for pack in current.values():
+                    _map(where, pack)
+                self.packs, self.damaged, self._where = current, damaged, where
+            added = sorted(packs - set(current) - set(damaged))
+            if added:
+                current, damaged = dict(current), dict(damaged)
+            for name in added:
+                try:
+                    current[name] = read_pack_index(self.directory / name)
+                except VerificationError as exc:
+                    damaged[name] = exc
+            # Packs first: a name the map gives is always among them.
+            self.packs, self.damaged = current, damaged
+            for name in added:
+                if name in current:
+                    _map(self._where, current[name])
+            for name, pack in current.items():
+                gone_name = name + GONE_SUFFIX
+                pack.gone = read_gone(self.directory / gone_name) if gone_name in names else set()
 
     def adopt(self, pack: PackIndex) -> None:
         """Add a pack this process has just installed, without reading it back."""
-        self.packs[pack.name] = pack
-        self._map(pack)
-
-    def _map(self, pack: PackIndex) -> None:
-        where, name, index = self._where, pack.name, pack.index
-        for start in range(0, len(index), ENTRY_SIZE):
-            where.setdefault(index[start : start + 32], name)
+        with self._lock:
+            self.packs = {**self.packs, pack.name: pack}
+            _map(self._where, pack)
 
     def locate(self, digest: bytes) -> tuple[PackIndex, int, int] | None:
         """``(pack, offset, size)`` of a live packed blob, without refreshing."""
-        name = self._where.get(digest)
-        if name is None:
+        packs = self.packs
+        pack = packs.get(self._where.get(digest, ""))
+        if pack is None:
             return None
-        pack = self.packs[name]
         found = pack.find(digest)
         if found is None:
-            for other in self.packs.values():
+            for other in packs.values():
                 found = other.find(digest) if other is not pack else None
                 if found is not None:
                     return other, *found
@@ -302,7 +319,7 @@ class PackSet:
 
     def digests(self) -> list[bytes]:
         """Every live packed digest, sorted."""
-        return sorted(d for d in self._where if self.locate(d) is not None)
+        return sorted(d for d in list(self._where) if self.locate(d) is not None)
 
     def holders(self, digest: bytes) -> list[PackIndex]:
         """Every pack holding a live copy of ``digest``."""
@@ -364,6 +381,8 @@ class PackWriter:
         # Held until the file is closed: a sweep of crashed writers' leftovers passes it by.
         fcntl.flock(fd, fcntl.LOCK_EX)
         self.entries: dict[bytes, tuple[int, int]] = {}
+        #: Where :meth:`publish` renames the pack once :meth:`finish` has made it durable.
+        self.final: Path | None = None
         self._reader = NATIVE_READER if native else None
         try:
             self._out = PackOutput(fd, self.path)
@@ -471,11 +490,12 @@ class PackWriter:
             fresh.close(remove=True)
             raise
         self.close(remove=True)
-        self.fd, self.path, self.entries, self._out = (
+        self.fd, self.path, self.entries, self._out, self.final = (
             fresh.fd,
             fresh.path,
             fresh.entries,
             fresh._out,
+            None,
         )
 
     def copy_from(self, fd: int, offset: int, size: int) -> None:
@@ -490,15 +510,21 @@ class PackWriter:
             done += count
 
     def install(self, meta: PackMeta) -> bytes:
-        """Write the index, metadata and footer; make the pack read-only and durable
-        under its final name (:func:`pack_name`) in the same directory.
+        """:meth:`finish` then :meth:`publish`; returns the tail."""
+        tail = self.finish(meta)
+        self.publish()
+        return tail
 
-        The last writes, the sync, the rename and the directory's sync are one
-        run of calls (:mod:`claimready.fileops`). Returns the tail (see :func:`encode_tail`);
-        :attr:`path` is the final path afterwards.
+    def finish(self, meta: PackMeta) -> bytes:
+        """Write the index, metadata and footer; make the file read-only and durable.
+
+        The last writes, the truncation, the mode and the sync are one run of
+        calls (:mod:`claimready.fileops`). The file keeps its temporary name
+        until :meth:`publish`, so a caller may do this outside any lock.
+        Returns the tail (see :func:`encode_tail`).
         """
         tail = encode_tail(self.entries, meta, self.end)
-        temp, final = str(self.path), str(self.path.with_name(pack_name(tail)))
+        temp = str(self.path)
         length = self.end + len(tail)
         self._out.drain(
             tail,
@@ -506,12 +532,25 @@ class PackWriter:
                 fileops.ftruncate(self.fd, length, temp),
                 fileops.fchmod(self.fd, 0o444, temp),
                 fileops.fsync(self.fd, temp),
-                fileops.rename(temp, final),
-                fileops.fsync_dir(str(self.path.parent)),
             ],
         )
-        self.path = Path(final)
+        self.final = self.path.with_name(pack_name(tail))
         return tail
+
+    def publish(self) -> None:
+        """Rename the finished pack to its final name (:func:`pack_name`) and sync the directory.
+
+        :attr:`path` is the final path afterwards.
+        """
+        if self.final is None:
+            raise StorageError(f"{self.path}: the pack is not finished")
+        fileops.run(
+            [
+                fileops.rename(str(self.path), str(self.final)),
+                fileops.fsync_dir(str(self.path.parent)),
+            ]
+        )
+        self.path, self.final = self.final, None
 
     def close(self, *, remove: bool) -> None:
         """Close the file, removing it unless it was installed."""

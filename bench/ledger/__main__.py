@@ -673,6 +673,7 @@ def bench_big(sizes: Sizes) -> None:
 def bench_locker_part(sizes: Sizes) -> None:
     """The git evidence locker against the blob store and ledger."""
     with scratch("ledger-bench-locker-") as root:
+        bench_disk(root)  # ours syncs and git (by default) does not: the disk's pace, for reference
         for size in LOCKER_FILE_SIZES:
             bench_locker(root, sizes.locker_files, size)
 

@@ -365,7 +365,7 @@ class PackWriter:
     stored, leaves nothing behind (its bytes are overwritten by the next
     one). Sources are read straight into the buffers of a
     :class:`~claimready.blobs.packout.PackOutput`, which writes them out in
-    the background. Nothing is synced before :meth:`install`.
+    the background. Nothing is synced before :meth:`finish` (or :meth:`install`).
 
     :meth:`add_paths` reads small files with the compiled
     ``claimready.blobs._readhash`` where it was built (:data:`NATIVE_READER`), the GIL

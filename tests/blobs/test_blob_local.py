@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -250,6 +251,27 @@ def test_put_files_installs_nothing_when_a_source_is_unreadable(tmp_path: Path) 
         store.put_files(paths)
     assert list(store.iter_hashes()) == []
     assert list((tmp_path / "blobs" / "packs").iterdir()) == []
+
+
+@pytest.mark.parametrize("step", ["finish", "publish"])
+def test_put_files_that_fails_to_install_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A pack whose sync (outside the lock) or rename (under it) fails is removed, and named."""
+    store = LocalBlobStore(tmp_path / "blobs", default_retention_days=1)
+    paths = sources(tmp_path / "src", 3)
+
+    def fail(writer: PackWriter, *args: object) -> None:
+        raise OSError(errno.EIO, "Input/output error", str(writer.path))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(PackWriter, step, fail)
+        with pytest.raises(StorageError, match=r"blobs.*packs.*Input/output error"):
+            store.put_files(paths)
+    assert list((tmp_path / "blobs" / "packs").iterdir()) == []
+    assert list(store.iter_hashes()) == []
+    refs = store.put_files(paths)  # the store takes the batch again
+    assert [store.get_bytes(ref.sha256) for ref in refs] == [p.read_bytes() for p in paths]
 
 
 def test_put_files_restores_a_missing_sidecar(tmp_path: Path) -> None:

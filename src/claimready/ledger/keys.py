@@ -23,6 +23,12 @@ _SIGNING = "signing.key"
 _VKEYS = "vkeys"
 
 
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What tells one version of a file from the next: inode, modification time, size."""
+    status = path.stat()
+    return status.st_ino, status.st_mtime_ns, status.st_size
+
+
 class KeyRing:
     """Signing and verifier keys of one log, kept in a directory."""
 
@@ -42,8 +48,7 @@ class KeyRing:
         try:
             # Read again only when the file changed: every checkpoint is signed, and a
             # rotation (here or in another process) replaces the file with a new one.
-            status = path.stat()
-            identity = (status.st_ino, status.st_mtime_ns, status.st_size)
+            identity = _identity(path)
             if self._loaded is not None and self._loaded[0] == identity:
                 return self._loaded[1]
             signer = Signer.from_skey(path.read_text(encoding="ascii"))
@@ -60,8 +65,7 @@ class KeyRing:
         atomic_write(self.directory / _VKEYS / f"{signer.key_id.hex()}.vkey", vkey.encode() + b"\n")
         path = self.directory / _SIGNING
         atomic_write(path, signer.skey.encode() + b"\n", mode=0o600)
-        status = path.stat()
-        self._loaded = ((status.st_ino, status.st_mtime_ns, status.st_size), signer)
+        self._loaded = (_identity(path), signer)
         return signer
 
     def rotate(self) -> Signer:
